@@ -1,0 +1,53 @@
+// Command sluice is the one sluice binary: `sluice up` runs the whole system
+// in one process; the other subcommands are clients of its HTTP API.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+const usage = `sluice: streams in, functions on them, Parquet out, SQL over it.
+
+Usage:
+  sluice up [--data DIR] [--listen ADDR] [--kafka-listen ADDR]
+      run everything in one process on embedded defaults
+  sluice put STREAM [FILE|-] [--server URL]
+      send NDJSON records (one JSON value per line) to a stream
+  sluice sql [--format table|json|csv] [--server URL] "SQL"
+      run a query and print the rows
+  sluice stream|table|pipeline list [--server URL]
+      show the registry
+
+Client commands talk to --server (default $SLUICE_SERVER, else http://127.0.0.1:8080).
+Run "sluice COMMAND -h" for a command's flags.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	cmds := map[string]func([]string) error{
+		"up":       runUp,
+		"put":      runPut,
+		"sql":      runSQL,
+		"stream":   runList("streams"),
+		"table":    runList("tables"),
+		"pipeline": runPipeline,
+	}
+	name, args := os.Args[1], os.Args[2:]
+	if name == "-h" || name == "--help" || name == "help" {
+		fmt.Print(usage)
+		return
+	}
+	cmd, ok := cmds[name]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "sluice: unknown command %q\n\n%s", name, usage)
+		os.Exit(2)
+	}
+	if err := cmd(args); err != nil {
+		fmt.Fprintf(os.Stderr, "sluice %s: %v\n", name, err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-dev/sluice/deploy"
+	"github.com/sluice-dev/sluice/ingest"
+	"github.com/sluice-dev/sluice/internal/kafkax"
+	"github.com/sluice-dev/sluice/internal/objstore"
+	"github.com/sluice-dev/sluice/processors"
+	"github.com/sluice-dev/sluice/query"
+	"github.com/sluice-dev/sluice/schemas"
+)
+
+type upConfig struct {
+	data        string
+	listen      string
+	kafkaListen string
+	queryMemory string
+	queryTime   time.Duration
+}
+
+func (c *upConfig) validate() error {
+	var errs []error
+	if c.data == "" {
+		errs = append(errs, errors.New("--data must name a directory"))
+	}
+	for flagName, addr := range map[string]string{"--listen": c.listen, "--kafka-listen": c.kafkaListen} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: want host:port: %w", flagName, addr, err))
+		}
+	}
+	if c.queryTime <= 0 {
+		errs = append(errs, errors.New("--query-timeout must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+func runUp(args []string) error {
+	var c upConfig
+	fs := flag.NewFlagSet("up", flag.ContinueOnError)
+	fs.StringVar(&c.data, "data", "./sluice-data", "data directory: Kafka log in DATA/kafka, tables and registry in DATA/objects")
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "HTTP address of the ingest, admin and query APIs")
+	fs.StringVar(&c.kafkaListen, "kafka-listen", "127.0.0.1:9092", "address of the embedded Kafka broker, for any Kafka client")
+	fs.StringVar(&c.queryMemory, "query-memory", "1GB", "DuckDB memory limit for all queries together")
+	fs.DurationVar(&c.queryTime, "query-timeout", time.Minute, "longest a query may run")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if err := c.validate(); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	return up(c, log)
+}
+
+// up builds every part, starts them, waits for SIGINT/SIGTERM, and stops
+// them in reverse order: HTTP intake first, then the pipelines (which finish
+// their batches, write and commit), then the producer, the query engine and
+// the broker. A second signal exits at once.
+func up(c upConfig, log *slog.Logger) error {
+	start := time.Now()
+	bucket, err := objstore.NewDir(filepath.Join(c.data, "objects"))
+	if err != nil {
+		return err
+	}
+	broker, err := kafkax.StartEmbedded(filepath.Join(c.data, "kafka"), c.kafkaListen)
+	if err != nil {
+		return err
+	}
+	defer stopStep(log, "kafka broker", broker.Close)
+	brokers := []string{broker.Addr()}
+
+	producer, err := kafkax.NewClient(brokers,
+		kgo.ProducerBatchCompression(kgo.ZstdCompression()),
+		kgo.ProducerLinger(5*time.Millisecond),
+	)
+	if err != nil {
+		return err
+	}
+	defer stopStep(log, "producer", func() { producer.Flush(context.Background()); producer.Close() })
+
+	ctx := context.Background()
+	reg, err := deploy.Open(ctx, bucket, func(ctx context.Context, topic string, partitions int32, retention time.Duration) error {
+		return kafkax.EnsureTopic(ctx, producer, topic, partitions, retention)
+	})
+	if err != nil {
+		return err
+	}
+	if err := reg.ProvisionDefaults(ctx); err != nil {
+		return fmt.Errorf("cannot provision the default stream, table and pipeline: %w", err)
+	}
+
+	tablesDir := bucket.Path("tables")
+	qe, err := query.New(query.Config{
+		MemoryLimit: c.queryMemory, Timeout: c.queryTime,
+		AllowedDirs: []string{tablesDir}, TempDir: filepath.Join(c.data, "tmp", "duckdb"),
+	}, catalog{reg: reg, dir: tablesDir})
+	if err != nil {
+		return err
+	}
+	defer stopStep(log, "query engine", func() { qe.Close() })
+
+	engine := processors.NewEngine(reg, bucket, brokers, log)
+	engineCtx, stopEngine := context.WithCancel(context.Background())
+	engineDone := make(chan struct{})
+	go func() { defer close(engineDone); engine.Run(engineCtx) }()
+	defer stopStep(log, "pipelines", func() { stopEngine(); <-engineDone })
+
+	mux := http.NewServeMux()
+	mux.Handle("/v1/streams/{stream}/records", &ingest.Handler{
+		Producer: producer, Log: log,
+		StreamExists: func(name string) bool { _, ok := reg.Stream(name); return ok },
+	})
+	(&deploy.API{Reg: reg, Status: func(ctx context.Context, name string) (any, bool) {
+		return engine.Status(ctx, name)
+	}}).Register(mux)
+	mux.Handle("/v1/query", qe.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s (change --listen): %w", c.listen, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	defer stopStep(log, "http server", func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+
+	log.Info("sluice is up", "http", "http://"+ln.Addr().String(), "kafka", broker.Addr(),
+		"data", c.data, "took", time.Since(start).Round(time.Millisecond))
+	waitForSignal(log)
+	return nil
+}
+
+// waitForSignal returns at the first SIGINT/SIGTERM; a second one exits the
+// process at once.
+func waitForSignal(log *slog.Logger) {
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	s := <-sig
+	log.Info("stopping: finishing in-flight batches (signal again to exit at once)", "signal", s.String())
+	go func() {
+		<-sig
+		log.Warn("second signal: exiting now; unflushed records will be read again at the next start")
+		os.Exit(1)
+	}()
+}
+
+func stopStep(log *slog.Logger, what string, stop func()) {
+	start := time.Now()
+	stop()
+	log.Info("stopped "+what, "took", time.Since(start).Round(time.Millisecond))
+}
+
+// catalog exposes the registry's tables to the query engine.
+type catalog struct {
+	reg *deploy.Registry
+	dir string
+}
+
+func (c catalog) Tables() []query.Table {
+	var out []query.Table
+	for _, t := range c.reg.Tables() {
+		qt := query.Table{Name: t.Name, Dir: filepath.Join(c.dir, t.Name),
+			PartitionColumns: []query.Column{{Name: "dt", Type: "DATE"}, {Name: "hour", Type: "INTEGER"}}}
+		for _, col := range t.Schema.Columns {
+			qt.Columns = append(qt.Columns, query.Column{Name: col.Name, Type: schemas.DuckDBType(col.Type)})
+		}
+		out = append(out, qt)
+	}
+	return out
+}

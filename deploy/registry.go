@@ -1,0 +1,245 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/objstore"
+	"github.com/sluice-dev/sluice/schemas"
+)
+
+// ErrExists and ErrNotFound are returned (wrapped) by the registry; the admin
+// API maps them to 409 and 404.
+var (
+	ErrExists   = errors.New("already exists")
+	ErrNotFound = errors.New("not found")
+	// ErrInvalid wraps every validation failure (HTTP 400).
+	ErrInvalid = errors.New("invalid")
+)
+
+const registryPrefix = "_sluice/registry/"
+
+// TopicCreator creates a stream's Kafka topic (or updates its retention).
+type TopicCreator func(ctx context.Context, topic string, partitions int32, retention time.Duration) error
+
+// Registry holds streams, tables and pipelines. Reads are served from memory;
+// writes go to the object store first. Other processes that share the store
+// see changes after Reload. Creating an object that exists is an error
+// (objects are not replaced in place; that keeps running pipelines stable).
+type Registry struct {
+	bucket objstore.Bucket
+	topics TopicCreator
+
+	mu        sync.RWMutex
+	streams   map[string]Stream
+	tables    map[string]Table
+	pipelines map[string]Pipeline
+	changed   chan struct{} // closed and replaced on every change
+}
+
+// Open loads the registry from bucket.
+func Open(ctx context.Context, bucket objstore.Bucket, topics TopicCreator) (*Registry, error) {
+	r := &Registry{bucket: bucket, topics: topics, changed: make(chan struct{})}
+	if err := r.Reload(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Reload reads every object of the registry from the store again.
+func (r *Registry) Reload(ctx context.Context) error {
+	streams, err := load[Stream](ctx, r.bucket, "streams")
+	if err != nil {
+		return err
+	}
+	tables, err := load[Table](ctx, r.bucket, "tables")
+	if err != nil {
+		return err
+	}
+	pipelines, err := load[Pipeline](ctx, r.bucket, "pipelines")
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	same := fmt.Sprint(streams, tables, pipelines) == fmt.Sprint(r.streams, r.tables, r.pipelines)
+	r.streams, r.tables, r.pipelines = streams, tables, pipelines
+	if !same {
+		r.notifyLocked()
+	}
+	return nil
+}
+
+func load[T any](ctx context.Context, b objstore.Bucket, kind string) (map[string]T, error) {
+	out := map[string]T{}
+	err := b.List(ctx, registryPrefix+kind+"/", func(key string) error {
+		data, err := b.Get(ctx, key)
+		if err != nil {
+			return err
+		}
+		var v T
+		if err := json.Unmarshal(data, &v); err != nil {
+			return fmt.Errorf("cannot decode registry object %q: %w", key, err)
+		}
+		name := strings.TrimSuffix(key[strings.LastIndex(key, "/")+1:], ".json")
+		out[name] = v
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot load registry %s: %w", kind, err)
+	}
+	return out, nil
+}
+
+func (r *Registry) notifyLocked() {
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+// Changed returns a channel that is closed at the next change.
+func (r *Registry) Changed() <-chan struct{} {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.changed
+}
+
+func (r *Registry) save(ctx context.Context, kind, name string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("BUG: cannot encode %s %q: %w", kind, name, err)
+	}
+	if err := r.bucket.Put(ctx, registryPrefix+kind+"/"+name+".json", data); err != nil {
+		return fmt.Errorf("cannot save %s %q: %w", kind, name, err)
+	}
+	return nil
+}
+
+// CreateStream validates s, creates its topic and records it.
+func (r *Registry) CreateStream(ctx context.Context, s Stream) (Stream, error) {
+	if err := s.normalize(); err != nil {
+		return s, fmt.Errorf("%w stream: %w", ErrInvalid, err)
+	}
+	if _, ok := r.Stream(s.Name); ok {
+		return s, fmt.Errorf("stream %q %w", s.Name, ErrExists)
+	}
+	if err := r.topics(ctx, s.Name, s.Partitions, time.Duration(s.Retention)); err != nil {
+		return s, err
+	}
+	if err := r.save(ctx, "streams", s.Name, s); err != nil {
+		return s, err
+	}
+	r.mu.Lock()
+	r.streams[s.Name] = s
+	r.notifyLocked()
+	r.mu.Unlock()
+	return s, nil
+}
+
+// CreateTable validates t and records it.
+func (r *Registry) CreateTable(ctx context.Context, t Table) (Table, error) {
+	if err := t.normalize(); err != nil {
+		return t, fmt.Errorf("%w table: %w", ErrInvalid, err)
+	}
+	if _, ok := r.Table(t.Name); ok {
+		return t, fmt.Errorf("table %q %w", t.Name, ErrExists)
+	}
+	if err := r.save(ctx, "tables", t.Name, t); err != nil {
+		return t, err
+	}
+	r.mu.Lock()
+	r.tables[t.Name] = t
+	r.notifyLocked()
+	r.mu.Unlock()
+	return t, nil
+}
+
+// CreatePipeline validates p, checks its stream and table exist, and records
+// it; workers start it at their next look at the registry.
+func (r *Registry) CreatePipeline(ctx context.Context, p Pipeline) (Pipeline, error) {
+	errs := []error{p.normalize()}
+	if _, ok := r.Stream(p.Stream); !ok {
+		errs = append(errs, fmt.Errorf("stream %q does not exist (create it first)", p.Stream))
+	}
+	if _, ok := r.Table(p.Table); !ok {
+		errs = append(errs, fmt.Errorf("table %q does not exist (create it first)", p.Table))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return p, fmt.Errorf("%w pipeline: %w", ErrInvalid, err)
+	}
+	if _, ok := r.Pipeline(p.Name); ok {
+		return p, fmt.Errorf("pipeline %q %w", p.Name, ErrExists)
+	}
+	if err := r.save(ctx, "pipelines", p.Name, p); err != nil {
+		return p, err
+	}
+	r.mu.Lock()
+	r.pipelines[p.Name] = p
+	r.notifyLocked()
+	r.mu.Unlock()
+	return p, nil
+}
+
+func get[T any](r *Registry, m *map[string]T, name string) (T, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	v, ok := (*m)[name]
+	return v, ok
+}
+
+func list[T any](r *Registry, m *map[string]T) []T {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	names := make([]string, 0, len(*m))
+	for n := range *m {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	out := make([]T, 0, len(names))
+	for _, n := range names {
+		out = append(out, (*m)[n])
+	}
+	return out
+}
+
+func (r *Registry) Stream(name string) (Stream, bool)     { return get(r, &r.streams, name) }
+func (r *Registry) Table(name string) (Table, bool)       { return get(r, &r.tables, name) }
+func (r *Registry) Pipeline(name string) (Pipeline, bool) { return get(r, &r.pipelines, name) }
+func (r *Registry) Streams() []Stream                     { return list(r, &r.streams) }
+func (r *Registry) Tables() []Table                       { return list(r, &r.tables) }
+func (r *Registry) Pipelines() []Pipeline                 { return list(r, &r.pipelines) }
+
+// ProvisionDefaults creates, on a new data store, the stream `logs`
+// (4 partitions, 7 days), the table `logs` with the built-in log schema, and a
+// direct pipeline `logs` between them, then records that it did. It runs once
+// per store (it finishes what a crash interrupted), so an operator's later
+// deletions and changes stick.
+func (r *Registry) ProvisionDefaults(ctx context.Context) error {
+	const marker = registryPrefix + "provisioned"
+	if _, err := r.bucket.Stat(ctx, marker); err == nil {
+		return nil
+	} else if !objstore.IsNotFound(err) {
+		return fmt.Errorf("cannot check provisioning marker %q: %w", marker, err)
+	}
+	if _, ok := r.Stream("logs"); !ok {
+		if _, err := r.CreateStream(ctx, Stream{Name: "logs"}); err != nil {
+			return err
+		}
+	}
+	if _, ok := r.Table("logs"); !ok {
+		if _, err := r.CreateTable(ctx, Table{Name: "logs", Schema: *schemas.LogSchema()}); err != nil {
+			return err
+		}
+	}
+	if _, ok := r.Pipeline("logs"); !ok {
+		if _, err := r.CreatePipeline(ctx, Pipeline{Name: "logs", Stream: "logs", Table: "logs"}); err != nil {
+			return err
+		}
+	}
+	return r.bucket.Put(ctx, marker, []byte(time.Now().UTC().Format(time.RFC3339)))
+}

@@ -1,0 +1,154 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Producer is the part of a Kafka client that ingest uses (a *kgo.Client).
+type Producer interface {
+	Produce(ctx context.Context, r *kgo.Record, promise func(*kgo.Record, error))
+}
+
+// Handler serves POST /v1/streams/{stream}/records.
+type Handler struct {
+	Producer Producer
+	// StreamExists says whether a stream may be written to.
+	StreamExists func(name string) bool
+	Log          *slog.Logger
+}
+
+// Result is the answer to one record, in the order sent: its partition and
+// offset, or why it was not accepted.
+type Result struct {
+	Partition *int32 `json:"partition,omitempty"`
+	Offset    *int64 `json:"offset,omitempty"`
+	ErrorCode string `json:"error_code,omitempty"`
+	Error     string `json:"error,omitempty"`
+	Status    int    `json:"status,omitempty"`
+}
+
+// Response answers a request. The HTTP status is 200 when every record was
+// accepted, 207 when some were (the others each say why), and 400 (or the
+// records' common 4xx) when none was.
+type Response struct {
+	FailedRecordCount int      `json:"failed_record_count"`
+	Records           []Result `json:"records"`
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, format string, args ...any) {
+	writeJSON(w, status, errorBody{Error: fmt.Sprintf(format, args...)})
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, http.StatusMethodNotAllowed, "use POST to send records")
+		return
+	}
+	stream := r.PathValue("stream")
+	if !h.StreamExists(stream) {
+		writeError(w, http.StatusNotFound, "stream %q does not exist (list streams with GET /v1/streams)", stream)
+		return
+	}
+	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil && r.Header.Get("Content-Type") != "" {
+		writeError(w, http.StatusUnsupportedMediaType, "cannot parse Content-Type %q: %v", r.Header.Get("Content-Type"), err)
+		return
+	}
+	isNDJSON := ct == "application/x-ndjson" || ct == "application/ndjson" || ct == "application/jsonl" || ct == "application/x-jsonlines"
+	if !isNDJSON && ct != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, "unsupported Content-Type %q: use application/json for {\"records\":[...]} or application/x-ndjson for one JSON record per line", ct)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		writeError(w, http.StatusRequestEntityTooLarge, "body is over the %d-byte limit; nothing was accepted, split it into smaller requests", MaxBodyBytes)
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "cannot read body: %v", err)
+		return
+	}
+	keyField := r.URL.Query().Get("key")
+	var items []item
+	if isNDJSON {
+		items = parseNDJSON(body, keyField)
+	} else if items, err = parseJSON(body, keyField); err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if len(items) == 0 {
+		writeError(w, http.StatusBadRequest, "body has no records")
+		return
+	}
+	resp := h.produce(r.Context(), stream, items)
+	writeJSON(w, responseStatus(resp), resp)
+}
+
+// produce sends every valid item and waits for all of them.
+func (h *Handler) produce(ctx context.Context, stream string, items []item) *Response {
+	resp := &Response{Records: make([]Result, len(items))}
+	var wg sync.WaitGroup
+	for i, it := range items {
+		if it.err != nil {
+			resp.Records[i] = Result{ErrorCode: it.err.code, Error: it.err.msg, Status: it.err.status}
+			continue
+		}
+		wg.Add(1)
+		rec := &kgo.Record{Topic: stream, Key: it.key, Value: it.value}
+		h.Producer.Produce(ctx, rec, func(r *kgo.Record, err error) {
+			defer wg.Done()
+			if err != nil {
+				h.Log.Warn("cannot produce record", "stream", stream, "err", err)
+				resp.Records[i] = Result{ErrorCode: CodeProduceFailed, Error: fmt.Sprintf("cannot write to stream %q: %v; retry the record", stream, err), Status: http.StatusServiceUnavailable}
+				return
+			}
+			p, o := r.Partition, r.Offset
+			resp.Records[i] = Result{Partition: &p, Offset: &o}
+		})
+	}
+	wg.Wait()
+	for _, r := range resp.Records {
+		if r.ErrorCode != "" {
+			resp.FailedRecordCount++
+		}
+	}
+	return resp
+}
+
+func responseStatus(resp *Response) int {
+	switch {
+	case resp.FailedRecordCount == 0:
+		return http.StatusOK
+	case resp.FailedRecordCount < len(resp.Records):
+		return http.StatusMultiStatus
+	}
+	status := resp.Records[0].Status
+	for _, r := range resp.Records {
+		if r.Status != status {
+			return http.StatusBadRequest
+		}
+	}
+	return status
+}

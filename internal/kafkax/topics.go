@@ -1,0 +1,63 @@
+package kafkax
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// NewClient returns a client for brokers with sluice's common options plus
+// opts.
+func NewClient(brokers []string, opts ...kgo.Opt) (*kgo.Client, error) {
+	base := []kgo.Opt{kgo.SeedBrokers(brokers...)}
+	cl, err := kgo.NewClient(append(base, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot create Kafka client for %v: %w", brokers, err)
+	}
+	return cl, nil
+}
+
+// EnsureTopic creates topic with partitions and retention if it does not
+// exist; an existing topic gets its retention.ms set to retention. It does not
+// change an existing topic's partition count.
+func EnsureTopic(ctx context.Context, cl *kgo.Client, topic string, partitions int32, retention time.Duration) error {
+	adm := kadm.NewClient(cl)
+	ms := strconv.FormatInt(retention.Milliseconds(), 10)
+	resp, err := adm.CreateTopic(ctx, partitions, -1, map[string]*string{"retention.ms": &ms}, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if errors.Is(err, kerr.TopicAlreadyExists) {
+		_, aerr := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.ms", Value: &ms}}, topic)
+		if aerr != nil {
+			return fmt.Errorf("cannot set retention of topic %q: %w", topic, aerr)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cannot create topic %q with %d partitions: %w", topic, partitions, err)
+	}
+	return nil
+}
+
+// EndOffsets returns the high watermark of each partition of topic.
+func EndOffsets(ctx context.Context, cl *kgo.Client, topic string) (map[int32]int64, error) {
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list end offsets of topic %q: %w", topic, err)
+	}
+	out := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil {
+			out[o.Partition] = o.Offset
+		}
+	})
+	return out, nil
+}

@@ -1,0 +1,90 @@
+// Package processors consumes each pipeline's stream per partition, cuts
+// ordered batches, turns them into rows (today: direct pipelines, which copy
+// each record's data; functions come next), hands them to the sink and
+// commits offsets once the sink says they are durable.
+package processors
+
+import (
+	"time"
+
+	"github.com/sluice-dev/sluice/schemas"
+)
+
+// Pipeline is a pipeline as the engine runs it, resolved from the registry.
+type Pipeline struct {
+	Name        string
+	Group       string // Kafka consumer group
+	Stream      string // Kafka topic
+	Table       string
+	Schema      *schemas.Schema
+	BatchSize   int
+	BatchBytes  int
+	BatchWindow time.Duration
+	FileBytes   int64
+	FileAge     time.Duration
+}
+
+// Record is one Kafka record as a pipeline sees it.
+type Record struct {
+	Partition int32
+	Offset    int64
+	Key       []byte
+	Value     []byte
+	Timestamp time.Time
+}
+
+// Batch is a run of consecutive records of one partition, in offset order.
+type Batch struct {
+	Stream    string
+	Partition int32
+	Records   []Record
+	Bytes     int
+}
+
+// First and Last are the batch's offset range.
+func (b *Batch) First() int64 { return b.Records[0].Offset }
+func (b *Batch) Last() int64  { return b.Records[len(b.Records)-1].Offset }
+
+// Processor turns a batch into table rows. Contract: it must not keep or
+// modify the batch after returning; an error fails the whole batch, which is
+// then retried, in order, with backoff, and never skipped. It is called for
+// one batch at a time per partition.
+type Processor interface {
+	Process(b *Batch) ([]schemas.Row, error)
+}
+
+// Direct copies each record's data into the table as it is (Firehose-style
+// "direct put"). It converts in schemas.Keep mode: a field that does not fit
+// its column is kept in the rest column instead of failing the batch, since
+// no function version could ever fix the record. A schema without a rest
+// column converts strictly, and a record that does not fit fails the batch.
+type Direct struct {
+	Schema *schemas.Schema
+}
+
+func (d Direct) Process(b *Batch) ([]schemas.Row, error) {
+	rows := make([]schemas.Row, 0, len(b.Records))
+	for _, r := range b.Records {
+		row, err := d.Schema.Convert(r.Value, schemas.Meta{
+			Stream: b.Stream, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Timestamp: r.Timestamp,
+		}, schemas.Keep)
+		if err != nil {
+			return nil, &RecordError{Partition: r.Partition, Offset: r.Offset, Err: err}
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+// RecordError is a failure attributed to one record.
+type RecordError struct {
+	Partition int32
+	Offset    int64
+	Err       error
+}
+
+func (e *RecordError) Error() string {
+	return "record at partition " + itoa(int64(e.Partition)) + " offset " + itoa(e.Offset) + ": " + e.Err.Error()
+}
+
+func (e *RecordError) Unwrap() error { return e.Err }

@@ -1,0 +1,249 @@
+package processors
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/sluice-dev/sluice/sink"
+)
+
+// Partition states shown in a pipeline's status.
+const (
+	StateRunning  = "running"
+	StateRetrying = "retrying"
+)
+
+// PartitionStatus is what an operator sees of one partition of a pipeline.
+type PartitionStatus struct {
+	Partition int32     `json:"partition"`
+	State     string    `json:"state"`
+	Attempts  int       `json:"attempts,omitempty"`
+	LastError string    `json:"last_error,omitempty"`
+	Since     time.Time `json:"since"`
+	// Committed is the next offset to be written to the table: everything
+	// below it is durable there.
+	Committed int64 `json:"committed"`
+	EndOffset int64 `json:"end_offset"`
+	Lag       int64 `json:"lag"`
+}
+
+// inbox is the queue between the poll loop and one partition's worker. The
+// poll loop never blocks on it: when it holds more than its high watermark
+// the pipeline pauses fetching of that partition (and only that one), and
+// the worker resumes it once it drained below half.
+type inbox struct {
+	mu      sync.Mutex
+	recs    []Record
+	bytes   int
+	wake    chan struct{} // capacity 1
+	paused  bool
+	maxRecs int
+}
+
+func (q *inbox) push(rs []Record) (pause bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.recs = append(q.recs, rs...)
+	for _, r := range rs {
+		q.bytes += len(r.Value)
+	}
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	if !q.paused && len(q.recs) >= q.maxRecs {
+		q.paused = true
+		return true
+	}
+	return false
+}
+
+// take removes up to n records or maxBytes bytes (at least one record).
+func (q *inbox) take(n, maxBytes int) (rs []Record, bytes int, resume bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	i := 0
+	for i < len(q.recs) && i < n && (i == 0 || bytes+len(q.recs[i].Value) <= maxBytes) {
+		bytes += len(q.recs[i].Value)
+		i++
+	}
+	rs = append([]Record(nil), q.recs[:i]...)
+	q.recs = q.recs[i:]
+	q.bytes -= bytes
+	if q.paused && len(q.recs) < q.maxRecs/2 {
+		q.paused = false
+		resume = true
+	}
+	return rs, bytes, resume
+}
+
+// partition runs one stream partition of a pipeline: it cuts batches in
+// offset order, processes one at a time (retrying a failed one forever with
+// backoff, never skipping it), adds the rows to the sink writer, flushes when
+// the writer is due, and commits what the flush made durable.
+type partition struct {
+	p      *Pipeline
+	id     int32
+	w      *sink.Writer
+	proc   Processor
+	in     *inbox
+	commit func(ctx context.Context, next int64)
+	resume func()
+	log    *slog.Logger
+
+	next int64 // the offset the next batch must start at or after; -1: any
+
+	mu     sync.Mutex
+	status PartitionStatus
+}
+
+func (pt *partition) setStatus(f func(s *PartitionStatus)) {
+	pt.mu.Lock()
+	f(&pt.status)
+	pt.mu.Unlock()
+}
+
+func (pt *partition) snapshot() PartitionStatus {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	return pt.status
+}
+
+// run processes until ctx ends. When drain ends (a graceful stop or a
+// revoke), it finishes the batch in flight, flushes and commits, then
+// returns; when ctx ends it returns at once, committing nothing more.
+func (pt *partition) run(ctx context.Context, drain <-chan struct{}) {
+	defer pt.w.Close()
+	tick := time.NewTicker(min(pt.p.FileAge/4, time.Second))
+	defer tick.Stop()
+	for {
+		b, draining := pt.nextBatch(ctx, drain, tick.C)
+		if ctx.Err() != nil {
+			return
+		}
+		if b != nil && !pt.process(ctx, b) {
+			return
+		}
+		if draining || pt.w.Due(time.Now()) {
+			if !pt.flush(ctx) {
+				return
+			}
+		}
+		if draining {
+			return
+		}
+	}
+}
+
+// nextBatch waits for a batch: BatchSize records, BatchBytes bytes, or
+// whatever arrived within BatchWindow of the first record. It returns nil on
+// a clock tick with nothing to do (so the caller can flush an idle writer)
+// and draining=true once drain is closed.
+func (pt *partition) nextBatch(ctx context.Context, drain <-chan struct{}, tick <-chan time.Time) (*Batch, bool) {
+	b := &Batch{Stream: pt.p.Stream, Partition: pt.id}
+	var window <-chan time.Time
+	for {
+		recs, n, resume := pt.in.take(pt.p.BatchSize-len(b.Records), pt.p.BatchBytes-b.Bytes)
+		if resume {
+			pt.resume()
+		}
+		for _, r := range recs {
+			if r.Offset < pt.next { // refetched after a pause: already taken
+				continue
+			}
+			b.Records = append(b.Records, r)
+			pt.next = r.Offset + 1
+		}
+		b.Bytes += n
+		if len(b.Records) >= pt.p.BatchSize || b.Bytes >= pt.p.BatchBytes {
+			return b, false
+		}
+		if len(b.Records) > 0 && window == nil {
+			t := time.NewTimer(pt.p.BatchWindow)
+			defer t.Stop()
+			window = t.C
+		}
+		select {
+		case <-ctx.Done():
+			return nil, false
+		case <-drain:
+			return nonEmpty(b), true
+		case <-window:
+			return b, false
+		case <-tick:
+			if window == nil {
+				return nil, false
+			}
+		case <-pt.in.wake:
+		}
+	}
+}
+
+func nonEmpty(b *Batch) *Batch {
+	if len(b.Records) == 0 {
+		return nil
+	}
+	return b
+}
+
+// process turns the batch into rows and adds them to the writer, retrying
+// forever; it returns false only when ctx ends first.
+func (pt *partition) process(ctx context.Context, b *Batch) bool {
+	return pt.retry(ctx, func() error {
+		rows, err := pt.proc.Process(b)
+		if err != nil {
+			return err
+		}
+		return pt.w.Add(rows, b.First(), b.Last(), b.Bytes)
+	})
+}
+
+// flush writes the buffered rows (retrying forever) and commits.
+func (pt *partition) flush(ctx context.Context) bool {
+	var next int64 = -1
+	ok := pt.retry(ctx, func() (err error) {
+		next, err = pt.w.Flush(ctx)
+		return err
+	})
+	if ok && next >= 0 {
+		pt.setStatus(func(s *PartitionStatus) { s.Committed = next })
+		pt.commit(ctx, next)
+	}
+	return ok
+}
+
+// retry runs f until it succeeds, with capped exponential backoff, showing
+// the partition as retrying meanwhile. It returns false if ctx ends first.
+func (pt *partition) retry(ctx context.Context, f func() error) bool {
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil {
+			if attempt > 1 {
+				pt.log.Info("partition recovered", "attempts", attempt)
+				pt.setStatus(func(s *PartitionStatus) {
+					s.State, s.Attempts, s.LastError, s.Since = StateRunning, 0, "", time.Now().UTC()
+				})
+			}
+			return true
+		}
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			return false
+		}
+		wait := backoff(attempt)
+		pt.log.Warn("batch failed; retrying", "attempt", attempt, "in", wait, "err", err)
+		pt.setStatus(func(s *PartitionStatus) {
+			if s.State != StateRetrying {
+				s.State, s.Since = StateRetrying, time.Now().UTC()
+			}
+			s.Attempts, s.LastError = attempt, err.Error()
+		})
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+	}
+}

@@ -1,0 +1,245 @@
+package processors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluice-dev/sluice/internal/kafkax"
+	"github.com/sluice-dev/sluice/internal/objstore"
+	"github.com/sluice-dev/sluice/sink"
+)
+
+// DrainTimeout bounds how long a revoked or stopping partition may take to
+// finish its batch, flush and commit. Past it the partition is abandoned
+// without committing: nothing is lost, its records are read again by the
+// next owner. Kafka's rebalance timeout (60s by default) must exceed it.
+const DrainTimeout = 30 * time.Second
+
+// runner runs one pipeline in one process: a consumer-group member with a
+// goroutine per assigned partition.
+type runner struct {
+	p       Pipeline
+	bucket  objstore.Bucket
+	brokers []string
+	log     *slog.Logger
+	cl      *kgo.Client
+
+	mu    sync.Mutex
+	parts map[int32]*running
+}
+
+type running struct {
+	pt     *partition
+	drain  chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newRunner(p Pipeline, bucket objstore.Bucket, brokers []string, log *slog.Logger) (*runner, error) {
+	r := &runner{p: p, bucket: bucket, brokers: brokers, log: log.With("pipeline", p.Name), parts: map[int32]*running{}}
+	cl, err := kafkax.NewClient(brokers,
+		kgo.ConsumerGroup(p.Group),
+		kgo.ConsumeTopics(p.Stream),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.OnPartitionsRevoked(func(ctx context.Context, _ *kgo.Client, lost map[string][]int32) { r.stop(lost[p.Stream], true) }),
+		kgo.OnPartitionsLost(func(ctx context.Context, _ *kgo.Client, lost map[string][]int32) { r.stop(lost[p.Stream], false) }),
+		kgo.AdjustFetchOffsetsFn(r.assign),
+	)
+	if err != nil {
+		return nil, err
+	}
+	r.cl = cl
+	return r, nil
+}
+
+// assign opens the sink writer of each newly assigned partition (recovering
+// an interrupted flush), starts its worker, and starts fetching at the
+// offset the object store recorded: that, not the Kafka commit, is the truth
+// (a crash between writing a file and committing leaves Kafka behind).
+func (r *runner) assign(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	for id := range offsets[r.p.Stream] {
+		cfg := sink.Config{Bucket: r.bucket, Pipeline: r.p.Name, Stream: r.p.Stream, Partition: id,
+			Table: r.p.Table, Schema: r.p.Schema, FileBytes: r.p.FileBytes, FileAge: r.p.FileAge}
+		var w *sink.Writer
+		var next int64
+		for attempt := 1; ; attempt++ {
+			var err error
+			if w, next, err = sink.Open(ctx, cfg); err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("cannot open partition %d of pipeline %q: %w", id, r.p.Name, err)
+			}
+			r.log.Warn("cannot open partition; retrying", "partition", id, "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff(attempt)):
+			}
+		}
+		if next >= 0 {
+			offsets[r.p.Stream][id] = kgo.NewOffset().At(next).WithEpoch(-1)
+		}
+		r.start(id, w, next)
+	}
+	return offsets, nil
+}
+
+func (r *runner) start(id int32, w *sink.Writer, next int64) {
+	ctx, cancel := context.WithCancel(context.Background())
+	pt := &partition{
+		p: &r.p, id: id, w: w, proc: Direct{Schema: r.p.Schema}, next: next,
+		in:     &inbox{wake: make(chan struct{}, 1), maxRecs: max(4*r.p.BatchSize, 10_000)},
+		commit: r.commit(id),
+		resume: func() { r.cl.ResumeFetchPartitions(map[string][]int32{r.p.Stream: {id}}) },
+		log:    r.log.With("partition", id),
+		status: PartitionStatus{Partition: id, State: StateRunning, Since: time.Now().UTC(), Committed: max(next, 0)},
+	}
+	run := &running{pt: pt, drain: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+	r.mu.Lock()
+	r.parts[id] = run
+	r.mu.Unlock()
+	go func() {
+		defer close(run.done)
+		pt.run(ctx, run.drain)
+	}()
+}
+
+// commit returns the partition's commit function. A failed commit is only
+// logged: the object store's progress already holds the truth, and the next
+// flush commits again.
+func (r *runner) commit(id int32) func(ctx context.Context, next int64) {
+	return func(ctx context.Context, next int64) {
+		offs := map[string]map[int32]kgo.EpochOffset{r.p.Stream: {id: {Epoch: -1, Offset: next}}}
+		r.cl.CommitOffsetsSync(ctx, offs, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			if err == nil {
+				err = commitErr(resp)
+			}
+			if err != nil {
+				r.log.Warn("cannot commit offset to Kafka (progress is safe in the object store)", "partition", id, "offset", next, "err", err)
+			}
+		})
+	}
+}
+
+// stop stops the workers of ids. With drain they finish their batch, flush
+// and commit (within DrainTimeout); without (partitions lost to a session
+// timeout, where another member may own them already) they stop at once.
+func (r *runner) stop(ids []int32, drain bool) {
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		r.mu.Lock()
+		run := r.parts[id]
+		delete(r.parts, id)
+		r.mu.Unlock()
+		if run == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if drain {
+				close(run.drain)
+				select {
+				case <-run.done:
+				case <-time.After(DrainTimeout):
+					r.log.Warn("partition did not drain in time; abandoning it uncommitted", "partition", id)
+				}
+			}
+			run.cancel()
+			<-run.done
+		}()
+	}
+	wg.Wait()
+}
+
+func (r *runner) ids() []int32 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ids := make([]int32, 0, len(r.parts))
+	for id := range r.parts {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// poll feeds fetched records to the partition workers until ctx ends.
+func (r *runner) poll(ctx context.Context) {
+	for {
+		fetches := r.cl.PollRecords(ctx, 10_000)
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			r.cl.AllowRebalance()
+			return
+		}
+		fetches.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				r.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
+			}
+		})
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+			if len(fp.Records) == 0 {
+				return
+			}
+			r.mu.Lock()
+			run := r.parts[fp.Partition]
+			r.mu.Unlock()
+			if run == nil {
+				return
+			}
+			recs := make([]Record, len(fp.Records))
+			for i, kr := range fp.Records {
+				recs[i] = Record{Partition: kr.Partition, Offset: kr.Offset, Key: kr.Key, Value: kr.Value, Timestamp: kr.Timestamp}
+			}
+			if run.pt.in.push(recs) {
+				r.cl.PauseFetchPartitions(map[string][]int32{r.p.Stream: {fp.Partition}})
+			}
+		})
+		r.cl.AllowRebalance()
+	}
+}
+
+// close drains every partition, then leaves the group.
+func (r *runner) close() {
+	r.stop(r.ids(), true)
+	r.cl.Close()
+}
+
+// status reports every partition this process owns, with end offsets and lag.
+func (r *runner) status(ctx context.Context) []PartitionStatus {
+	r.mu.Lock()
+	out := make([]PartitionStatus, 0, len(r.parts))
+	for _, run := range r.parts {
+		out = append(out, run.pt.snapshot())
+	}
+	r.mu.Unlock()
+	ends, err := kafkax.EndOffsets(ctx, r.cl, r.p.Stream)
+	for i := range out {
+		if err == nil {
+			out[i].EndOffset = ends[out[i].Partition]
+			out[i].Lag = max(out[i].EndOffset-out[i].Committed, 0)
+		}
+	}
+	return out
+}
+
+// commitErr is the first per-partition error of an offset commit response.
+func commitErr(resp *kmsg.OffsetCommitResponse) error {
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,206 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// describe returns "name TYPE" for each column of table.
+func describe(t *testing.T, e *Engine, table string) []string {
+	t.Helper()
+	res := mustQuery(t, e, "SELECT column_name, column_type FROM (DESCRIBE "+table+")")
+	var out []string
+	for _, r := range res.Rows {
+		out = append(out, r[0].(string)+" "+r[1].(string))
+	}
+	return out
+}
+
+func TestEmptyTableHasDeclaredColumns(t *testing.T) {
+	e, _, _ := newTestEngine(t, Config{})
+	if got := scalar(t, e, "select count(*) from logs"); got != int64(0) {
+		t.Fatalf("count = %v (%T), want 0", got, got)
+	}
+	want := "ts TIMESTAMP,msg VARCHAR,payload JSON,n BIGINT,dt DATE,hour INTEGER"
+	if got := strings.Join(describe(t, e, "logs"), ","); got != want {
+		t.Fatalf("columns = %s, want %s", got, want)
+	}
+}
+
+func TestFilesAppearAfterStart(t *testing.T) {
+	e, _, dir := newTestEngine(t, Config{})
+	if got := scalar(t, e, "select count(*) from logs"); got != int64(0) {
+		t.Fatalf("count before files = %v", got)
+	}
+	part := filepath.Join(dir, "dt=2026-11-22", "hour=03")
+	writeParquet(t, filepath.Join(part, "logs-0-0-9.parquet"), logRows(0, 10))
+	writeParquet(t, filepath.Join(part, "logs-1-0-4.parquet"), logRows(10, 5))
+	// Writers' temporary files must be ignored.
+	writeParquet(t, filepath.Join(part, ".logs-2-0-99.parquet"), logRows(0, 100))
+	writeParquet(t, filepath.Join(part, "logs-3-0-99.parquet.tmp"), logRows(0, 100))
+
+	if got := scalar(t, e, "select count(*) from logs"); got != int64(15) {
+		t.Fatalf("count = %v, want 15", got)
+	}
+	res := mustQuery(t, e, "select typeof(dt), typeof(hour), dt, hour, count(*) from logs group by all")
+	want := []any{"DATE", "INTEGER", "2026-11-22", int32(3), int64(15)}
+	if len(res.Rows) != 1 || !equalRow(res.Rows[0], want) {
+		t.Fatalf("hive columns = %v, want %v", res.Rows, want)
+	}
+	wantCols := "ts TIMESTAMP,msg VARCHAR,payload JSON,n BIGINT,dt DATE,hour INTEGER"
+	if got := strings.Join(describe(t, e, "logs"), ","); got != wantCols {
+		t.Fatalf("columns = %s, want %s", got, wantCols)
+	}
+
+	// More files, one with a new column, show up without any restart.
+	writeParquet(t, filepath.Join(dir, "dt=2026-11-23", "hour=00", "logs-0-10-12.parquet"),
+		"SELECT 1::BIGINT AS n, 'late' AS msg, 42 AS extra")
+	if got := scalar(t, e, "select count(*) from logs where dt = DATE '2026-11-23'"); got != int64(1) {
+		t.Fatalf("count of new partition = %v, want 1", got)
+	}
+	if got := scalar(t, e, "select extra from logs where extra is not null"); got != int32(42) {
+		t.Fatalf("extra = %v (%T), want 42", got, got)
+	}
+}
+
+func equalRow(got, want []any) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestVanishedFilesFallBackToEmptyView(t *testing.T) {
+	e, _, dir := newTestEngine(t, Config{})
+	path := filepath.Join(dir, "dt=2026-11-22", "hour=03", "logs-0-0-9.parquet")
+	writeParquet(t, path, logRows(0, 10))
+	if got := scalar(t, e, "select count(*) from logs"); got != int64(10) {
+		t.Fatalf("count = %v, want 10", got)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if got := scalar(t, e, "select count(*) from logs"); got != int64(0) {
+		t.Fatalf("count after delete = %v, want 0", got)
+	}
+}
+
+func TestCatalogChanges(t *testing.T) {
+	e, cat, dir := newTestEngine(t, Config{})
+	other := filepath.Join(filepath.Dir(dir), "metrics")
+	cat.set(logsTable(dir), Table{Name: "Metrics", Dir: other, Columns: []Column{{"v", "DOUBLE"}}})
+	if got := scalar(t, e, "select count(*) from metrics"); got != int64(0) {
+		t.Fatalf("count = %v", got)
+	}
+	cat.set(logsTable(dir))
+	_, err := e.Query(context.Background(), "select count(*) from metrics")
+	if err == nil || !IsUserError(err) || !strings.Contains(err.Error(), "Catalog Error") {
+		t.Fatalf("dropped table: err = %v, want a catalog user error", err)
+	}
+	// A table outside the allowed directories is not exposed, and says why.
+	cat.set(logsTable(dir), Table{Name: "secret", Dir: "/etc", Columns: []Column{{"v", "DOUBLE"}}})
+	_, err = e.Query(context.Background(), "select * from secret")
+	if err == nil || !strings.Contains(err.Error(), "not inside the allowed directories") {
+		t.Fatalf("outside table: err = %v", err)
+	}
+	if got := scalar(t, e, "select count(*) from logs"); got != int64(0) {
+		t.Fatalf("other tables must keep working, count = %v", got)
+	}
+}
+
+func TestUserErrors(t *testing.T) {
+	e, _, _ := newTestEngine(t, Config{})
+	cases := map[string]string{
+		"selec 1":                 "Parser Error",
+		"select * from nope":      "Catalog Error",
+		"select nope from logs":   "Binder Error",
+		"select 1; select 2":      "exactly one SQL statement",
+		"  -- nothing":            "exactly one SQL statement",
+		"create table t (a int)":  "CREATE statements are not allowed",
+		"drop view logs":          "DROP statements are not allowed",
+		"attach ':memory:' as m2": "ATTACH statements are not allowed",
+		"set variable x = 1":      "SET/RESET statements are not allowed",
+		"call pragma_version()":   "CALL statements are not allowed",
+	}
+	for q, want := range cases {
+		_, err := e.Query(context.Background(), q)
+		if err == nil {
+			t.Errorf("%q: no error", q)
+			continue
+		}
+		if !IsUserError(err) {
+			t.Errorf("%q: IsUserError false for %v", q, err)
+		}
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %q does not contain %q", q, err, want)
+		}
+	}
+	if got := scalar(t, e, "select count(*) from logs"); got != int64(0) {
+		t.Fatalf("view damaged: %v", got)
+	}
+}
+
+func TestIsUserErrorClassification(t *testing.T) {
+	if IsUserError(nil) || IsUserError(errors.New("disk on fire")) {
+		t.Fatal("plain errors are not user errors")
+	}
+	if !IsUserError(context.DeadlineExceeded) {
+		t.Fatal("a timeout is a user error")
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	e, _, _ := newTestEngine(t, Config{Timeout: 200 * time.Millisecond})
+	start := time.Now()
+	_, err := e.Query(context.Background(), "select sum(i) from range(1000000000000) t(i)")
+	elapsed := time.Since(start)
+	if err == nil {
+		t.Fatal("long query did not fail")
+	}
+	if elapsed > 3*time.Second {
+		t.Fatalf("timeout took %v", elapsed)
+	}
+	if !IsUserError(err) || !isTimeout(err) || statusFor(err) != 408 {
+		t.Fatalf("timeout error misclassified: %v", err)
+	}
+	if !strings.Contains(err.Error(), "timed out") {
+		t.Fatalf("error does not say it timed out: %v", err)
+	}
+	if got := scalar(t, e, "select 41 + 1"); got != int32(42) {
+		t.Fatalf("next query = %v", got)
+	}
+}
+
+func TestMaxRows(t *testing.T) {
+	e, _, _ := newTestEngine(t, Config{MaxRows: 5})
+	res := mustQuery(t, e, "select * from range(100)")
+	if len(res.Rows) != 5 || res.RowCount != 5 || !res.Truncated {
+		t.Fatalf("rows=%d count=%d truncated=%v", len(res.Rows), res.RowCount, res.Truncated)
+	}
+	res = mustQuery(t, e, "select * from range(5);")
+	if len(res.Rows) != 5 || res.Truncated {
+		t.Fatalf("exactly MaxRows: rows=%d truncated=%v", len(res.Rows), res.Truncated)
+	}
+	// Order survives the LIMIT wrapper, also with parallel sorting.
+	res = mustQuery(t, e, "select i from range(300000) t(i) order by i desc -- newest first")
+	for k, row := range res.Rows {
+		if row[0] != int64(299999-k) {
+			t.Fatalf("row %d = %v, want %d", k, row[0], 299999-k)
+		}
+	}
+	// Statements that cannot be wrapped still run.
+	res = mustQuery(t, e, "explain select 1")
+	if len(res.Rows) == 0 || res.Columns[0].Name == "" {
+		t.Fatalf("explain: %+v", res)
+	}
+}

@@ -1,0 +1,176 @@
+package sink
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/sluice-dev/sluice/internal/objstore"
+	"github.com/sluice-dev/sluice/schemas"
+)
+
+// Config describes where one stream partition's rows go.
+type Config struct {
+	Bucket    objstore.Bucket
+	Pipeline  string
+	Stream    string
+	Partition int32
+	Table     string
+	Schema    *schemas.Schema
+	// FileBytes and FileAge trigger a flush (see Writer.Due).
+	FileBytes int64
+	FileAge   time.Duration
+}
+
+// Writer buffers one stream partition's rows and writes them as Parquet
+// files, one per Hive partition (dt=, hour=) that the buffered rows fall in.
+//
+// Contract: the caller adds batches in strictly increasing offset order, and
+// calls Flush; Flush returns the offset up to which everything added is
+// durable in the table. The caller commits that offset to Kafka only after
+// Flush returns it (commit-after-durable). A Writer is used by one goroutine.
+type Writer struct {
+	cfg         Config
+	progressKey string
+	builders    map[string]*schemas.Builder // by Hive partition path
+	first, last int64                       // offset range added since the last flush; first < 0: none
+	bytes       int64
+	since       time.Time         // when the oldest unflushed batch was added
+	encoded     map[string][]byte // files of a flush that has not finished
+}
+
+// Open recovers the partition's progress (finishing or undoing a flush a
+// crash interrupted) and returns a writer and the offset to resume reading
+// from, or -1 if this pipeline has never written this partition.
+func Open(ctx context.Context, cfg Config) (*Writer, int64, error) {
+	key := progressKey(cfg.Pipeline, cfg.Stream, cfg.Partition)
+	next, err := recoverProgress(ctx, cfg.Bucket, key)
+	if err != nil {
+		return nil, -1, err
+	}
+	return &Writer{cfg: cfg, progressKey: key, builders: map[string]*schemas.Builder{}, first: -1, last: -1}, next, nil
+}
+
+// Add buffers the rows converted from the records at offsets first..last
+// (rows may be fewer or more than records; a batch whose records produced no
+// rows still moves the partition's progress past them at the next flush).
+// bytes is the size of the input, which drives size-based rotation.
+func (w *Writer) Add(rows []schemas.Row, first, last int64, bytes int) error {
+	if first > last || (w.first >= 0 && first <= w.last) {
+		return fmt.Errorf("BUG: batch %d..%d of %s/%d added out of order after %d", first, last, w.cfg.Stream, w.cfg.Partition, w.last)
+	}
+	if w.encoded != nil {
+		return fmt.Errorf("BUG: batch %d..%d of %s/%d added before a failed flush was retried", first, last, w.cfg.Stream, w.cfg.Partition)
+	}
+	if w.first < 0 {
+		w.first, w.since = first, time.Now()
+	}
+	w.last = last
+	w.bytes += int64(bytes)
+	for _, r := range rows {
+		part := hivePath(r.Time)
+		b := w.builders[part]
+		if b == nil {
+			b = w.cfg.Schema.NewBuilder(memory.DefaultAllocator)
+			w.builders[part] = b
+		}
+		b.Append(r)
+	}
+	return nil
+}
+
+// Buffered reports whether anything awaits a flush.
+func (w *Writer) Buffered() bool { return w.first >= 0 }
+
+// Due reports whether the buffered rows should be written now: they reached
+// FileBytes, or the oldest has waited FileAge. The caller asks on a clock
+// tick too, so an idle partition still flushes.
+func (w *Writer) Due(now time.Time) bool {
+	return w.first >= 0 && (w.bytes >= w.cfg.FileBytes || now.Sub(w.since) >= w.cfg.FileAge)
+}
+
+func hivePath(t time.Time) string {
+	t = t.UTC()
+	return fmt.Sprintf("dt=%s/hour=%02d", t.Format(time.DateOnly), t.Hour())
+}
+
+// fileKey names a file by its table, Hive partition, stream, partition and
+// offset range: the same input always gets the same name, so a retried upload
+// replaces rather than duplicates.
+func (w *Writer) fileKey(part string) string {
+	return fmt.Sprintf("tables/%s/%s/%s-%d-%d-%d.parquet", w.cfg.Table, part, w.cfg.Stream, w.cfg.Partition, w.first, w.last)
+}
+
+// Flush writes the buffered rows and returns the next offset to read (all
+// offsets below it are durable in the table). With nothing buffered it
+// returns -1 and writes nothing.
+//
+// Protocol (see DESIGN.md, "Effectively-once output"): encode every file;
+// record them as pending in the progress object; upload them; record the new
+// Next. A crash at any point is repaired by Open (recoverProgress). On error
+// the encoded files are kept and the caller retries Flush (and adds nothing
+// before it succeeds).
+func (w *Writer) Flush(ctx context.Context) (int64, error) {
+	if w.first < 0 {
+		return -1, nil
+	}
+	if w.encoded == nil {
+		if err := w.encode(); err != nil {
+			return -1, err
+		}
+	}
+	keys := slices.Sorted(maps.Keys(w.encoded))
+	next := w.last + 1
+	where := fmt.Sprintf("offsets %d..%d of %s/%d to table %q", w.first, w.last, w.cfg.Stream, w.cfg.Partition, w.cfg.Table)
+	if len(keys) > 0 {
+		pending := Progress{Next: w.first, Pending: &Pending{Next: next, Files: keys}}
+		if err := saveProgress(ctx, w.cfg.Bucket, w.progressKey, pending); err != nil {
+			return -1, fmt.Errorf("cannot write %s: %w", where, err)
+		}
+		for _, k := range keys {
+			if err := w.cfg.Bucket.Put(ctx, k, w.encoded[k]); err != nil {
+				return -1, fmt.Errorf("cannot write %s: %w", where, err)
+			}
+		}
+	}
+	if err := saveProgress(ctx, w.cfg.Bucket, w.progressKey, Progress{Next: next}); err != nil {
+		return -1, fmt.Errorf("cannot write %s: %w", where, err)
+	}
+	w.encoded, w.first, w.last, w.bytes = nil, -1, -1, 0
+	return next, nil
+}
+
+// encode turns every Hive partition's buffered rows into a Parquet file.
+func (w *Writer) encode() error {
+	w.encoded = map[string][]byte{}
+	for part, b := range w.builders {
+		if b.Len() == 0 {
+			continue
+		}
+		rec := b.NewRecord()
+		data, err := encodeParquet(rec)
+		rec.Release()
+		if err != nil {
+			return fmt.Errorf("cannot encode offsets %d..%d of %s/%d for table %q: %w", w.first, w.last, w.cfg.Stream, w.cfg.Partition, w.cfg.Table, err)
+		}
+		w.encoded[w.fileKey(part)] = data
+	}
+	for part, b := range w.builders {
+		b.Release()
+		delete(w.builders, part)
+	}
+	return nil
+}
+
+// Close releases the buffers; unflushed rows are dropped (they were never
+// committed, so they are read again by whoever resumes the partition).
+func (w *Writer) Close() {
+	for _, b := range w.builders {
+		b.Release()
+	}
+	w.builders, w.encoded = map[string]*schemas.Builder{}, nil
+}
