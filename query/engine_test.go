@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -130,6 +131,8 @@ func TestUserErrors(t *testing.T) {
 		"drop view logs":          "DROP statements are not allowed",
 		"attach ':memory:' as m2": "ATTACH statements are not allowed",
 		"set variable x = 1":      "SET/RESET statements are not allowed",
+		"select ?":                "query parameters",
+		"select $1 from logs":     "query parameters",
 		"call pragma_version()":   "CALL statements are not allowed",
 	}
 	for q, want := range cases {
@@ -167,6 +170,7 @@ func TestTimeout(t *testing.T) {
 	if err == nil {
 		t.Fatal("long query did not fail")
 	}
+	t.Logf("timed out after %v", elapsed)
 	if elapsed > 3*time.Second {
 		t.Fatalf("timeout took %v", elapsed)
 	}
@@ -202,5 +206,48 @@ func TestMaxRows(t *testing.T) {
 	res = mustQuery(t, e, "explain select 1")
 	if len(res.Rows) == 0 || res.Columns[0].Name == "" {
 		t.Fatalf("explain: %+v", res)
+	}
+}
+
+func TestConcurrentQueriesWhileFilesArrive(t *testing.T) {
+	e, cat, dir := newTestEngine(t, Config{})
+	other := Table{Name: "other", Dir: filepath.Join(filepath.Dir(dir), "other"), Columns: []Column{{"v", "INTEGER"}}}
+	done := make(chan error, 8)
+	for w := range 8 {
+		go func() {
+			var err error
+			for i := 0; i < 20 && err == nil; i++ {
+				_, err = e.Query(context.Background(), "select count(*), max(n) from logs")
+				if w%2 == 0 && i == 10 {
+					cat.set(logsTable(dir), other)
+				}
+			}
+			done <- err
+		}()
+	}
+	for i := range 5 {
+		name := filepath.Join(dir, "dt=2026-11-22", "hour=03", "logs-0-"+strconv.Itoa(i)+".parquet")
+		writeParquet(t, name, logRows(i*10, 10))
+	}
+	for range 8 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := scalar(t, e, "select count(*) from logs"); got != int64(50) {
+		t.Fatalf("count = %v, want 50", got)
+	}
+}
+
+func TestBrokenViewIsDroppedWithReason(t *testing.T) {
+	e, _, dir := newTestEngine(t, Config{})
+	if got := scalar(t, e, "select count(*) from logs"); got != int64(0) {
+		t.Fatalf("count = %v", got)
+	}
+	// The file lacks the hour= partition the catalog declares.
+	writeParquet(t, filepath.Join(dir, "dt=2026-11-22", "logs-0-0-2.parquet"), logRows(0, 3))
+	_, err := e.Query(context.Background(), "select count(*) from logs")
+	if err == nil || !strings.Contains(err.Error(), "table setup problems: cannot create view") {
+		t.Fatalf("err = %v, want the view setup problem", err)
 	}
 }

@@ -73,29 +73,49 @@ func (e *Engine) run(ctx context.Context, sqlText string) (*Result, error) {
 // prepare prepares sqlText, preferably wrapped in a LIMIT (see the package
 // doc). Errors are those of the statement as the user wrote it.
 func (e *Engine) prepare(c *duckdb.Conn, sqlText string) (*duckdb.Stmt, error) {
-	if s, err := c.Prepare(wrapLimit(sqlText, e.cfg.MaxRows+1)); err == nil {
-		return s.(*duckdb.Stmt), nil
+	stmt, err := prepareOne(c, wrapLimit(sqlText, e.cfg.MaxRows+1))
+	if err != nil {
+		stmt, err = prepareOne(c, sqlText)
 	}
-	s, err := c.Prepare(sqlText)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkStatement(stmt); err != nil {
+		_ = stmt.Close()
+		return nil, err
+	}
+	return stmt, nil
+}
+
+// prepareOne prepares exactly one statement: duckdb-go's Conn.Prepare
+// refuses an empty text or several statements, with untyped errors that are
+// both the request's fault.
+func prepareOne(c *duckdb.Conn, text string) (*duckdb.Stmt, error) {
+	s, err := c.Prepare(text)
 	if err != nil {
 		var de *duckdb.Error
 		if errors.As(err, &de) {
 			return nil, err
 		}
-		// duckdb-go answers an empty text or several statements with
-		// untyped errors; both are the request's fault.
 		return nil, &userError{msg: "exactly one SQL statement is required: " + flatten(err)}
 	}
-	stmt := s.(*duckdb.Stmt)
+	return s.(*duckdb.Stmt), nil
+}
+
+// checkStatement refuses statement kinds that are not queries, and
+// statements with parameters (the API has no way to pass their values).
+func checkStatement(stmt *duckdb.Stmt) error {
 	typ, err := stmt.StatementType()
-	if err == nil && !allowedStatements[typ] {
-		err = &userError{msg: fmt.Sprintf("%s statements are not allowed: only SELECT (including DESCRIBE, SHOW, SUMMARIZE) and EXPLAIN", statementName(typ))}
-	}
 	if err != nil {
-		_ = stmt.Close()
-		return nil, err
+		return err
 	}
-	return stmt, nil
+	if !allowedStatements[typ] {
+		return &userError{msg: fmt.Sprintf("%s statements are not allowed: only SELECT (including DESCRIBE, SHOW, SUMMARIZE) and EXPLAIN", statementName(typ))}
+	}
+	if stmt.NumInput() > 0 {
+		return &userError{msg: "query parameters ($1, ?) are not supported: write the values into the SQL"}
+	}
+	return nil
 }
 
 // wrapLimit wraps a query in SELECT * FROM (...) LIMIT n so that DuckDB stops

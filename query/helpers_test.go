@@ -81,15 +81,20 @@ func writer(t testing.TB) *sql.DB {
 	return writerDB
 }
 
-// writeParquet writes the rows of selectSQL to path as Parquet.
+// writeParquet writes the rows of selectSQL to path as Parquet, atomically
+// like sluice's writers: to a temporary file, then renamed into place.
 func writeParquet(t testing.TB, path, selectSQL string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	q := "COPY (" + selectSQL + ") TO " + sqlString(path) + " (FORMAT parquet)"
+	tmp := path + ".tmp"
+	q := "COPY (" + selectSQL + ") TO " + sqlString(tmp) + " (FORMAT parquet)"
 	if _, err := writer(t).Exec(q); err != nil {
 		t.Fatalf("write %s: %v", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
 	}
 }
 

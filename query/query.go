@@ -21,7 +21,15 @@
 //     read. To keep "select * from logs" from materialising a whole table,
 //     a query is first tried wrapped as SELECT * FROM (<sql>) LIMIT MaxRows+1,
 //     and run as written only if the wrapped form does not prepare (EXPLAIN,
-//     a trailing comment after ';', ...).
+//     a trailing comment after ';', ...). The wrapper is visible in two
+//     corner cases: duplicate output names get DuckDB's "_1" suffixes, and an
+//     untyped NULL column is typed INTEGER. Order (ORDER BY) is preserved.
+//   - One statement per request: duckdb-go's Conn.Prepare refuses several
+//     statements without executing any, so the check costs nothing extra.
+//   - Timeouts rely on duckdb-go interrupting the connection when the context
+//     ends; it re-sends the interrupt every 500ms, so a timed-out query stops
+//     within about Timeout+0.5s. Preparing (parsing and binding, which lists
+//     and reads Parquet footers) is not interruptible.
 package query
 
 import (
@@ -29,6 +37,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -87,9 +96,10 @@ type Config struct {
 	// AllowedDirs are the only directories DuckDB may read (sandbox). Every
 	// Table.Dir must lie inside one of them.
 	AllowedDirs []string
-	// TempDir is DuckDB's temp_directory for spilling. Optional: when empty,
-	// spilling is disabled and a query that needs more than MemoryLimit fails
-	// with an out-of-memory error instead of writing to the working directory.
+	// TempDir is DuckDB's temp_directory for spilling, created if missing.
+	// Optional: when empty, spilling is disabled and a query that needs more
+	// than MemoryLimit fails with an out-of-memory error (a server error, see
+	// IsUserError) instead of writing to the working directory.
 	TempDir string
 }
 
@@ -142,7 +152,14 @@ func New(cfg Config, cat Catalog) (*Engine, error) {
 		if cfg.TempDir, err = filepath.Abs(cfg.TempDir); err != nil {
 			return nil, fmt.Errorf("cannot resolve temp dir: %w", err)
 		}
+		// DuckDB creates only the last path element of its temp directory.
+		if err := os.MkdirAll(cfg.TempDir, 0o700); err != nil {
+			return nil, fmt.Errorf("cannot create temp dir: %w", err)
+		}
 	}
+	// No per-connection init function: every option applySandbox sets is
+	// global, set once before New returns (so before any user query), and
+	// after lock_configuration an init function could not SET anything.
 	connector, err := duckdb.NewConnector("", nil)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open duckdb: %w", err)
@@ -156,7 +173,8 @@ func New(cfg Config, cat Catalog) (*Engine, error) {
 	return e, nil
 }
 
-// Close releases the database. Queries still running fail.
+// Close stops new queries, waits for running ones, and releases the
+// database. Queries after Close fail with a server (non-user) error.
 func (e *Engine) Close() error {
 	if err := e.db.Close(); err != nil {
 		return fmt.Errorf("cannot close duckdb: %w", err)
@@ -166,7 +184,10 @@ func (e *Engine) Close() error {
 
 // Query runs one SQL statement (SELECT, a SELECT-like statement such as
 // DESCRIBE, SHOW, SUMMARIZE or PRAGMA table_info, or EXPLAIN) with the
-// configured timeout and returns at most MaxRows rows.
+// configured timeout and returns at most MaxRows rows. Several statements,
+// other statement kinds (COPY, CREATE, SET, ATTACH, ...) and statements with
+// parameters are refused with an error for which IsUserError is true,
+// before anything runs. Views are refreshed from the catalog first.
 func (e *Engine) Query(ctx context.Context, sqlText string) (*Result, error) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)

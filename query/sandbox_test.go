@@ -92,6 +92,27 @@ func TestDuckDBLayerSandbox(t *testing.T) {
 	}
 }
 
+func TestNewConfig(t *testing.T) {
+	e, err := New(Config{}, &testCatalog{})
+	if err != nil {
+		t.Fatalf("no allowed dirs: %v", err)
+	}
+	defer e.Close()
+	if got := scalar(t, e, "select current_setting('temp_directory')"); got != "" {
+		t.Fatalf("temp_directory = %q, want spilling disabled", got)
+	}
+	tmp := t.TempDir()
+	e2, _, _ := newTestEngine(t, Config{TempDir: tmp, MemoryLimit: "256MB", Threads: 1})
+	for q, want := range map[string]any{
+		"select current_setting('temp_directory')": tmp,
+		"select current_setting('threads')":        int64(1),
+	} {
+		if got := scalar(t, e2, q); got != want {
+			t.Errorf("%s = %v (%T), want %v", q, got, got, want)
+		}
+	}
+}
+
 func TestNewFailsOnBadSetting(t *testing.T) {
 	_, err := New(Config{MemoryLimit: "plenty"}, &testCatalog{})
 	if err == nil || !strings.Contains(err.Error(), "cannot apply duckdb setting memory_limit") {
@@ -130,5 +151,18 @@ func TestIsAllowed(t *testing.T) {
 		if got := e.isAllowed(filepath.Clean(dir)); got != want {
 			t.Errorf("isAllowed(%s) = %v, want %v", dir, got, want)
 		}
+	}
+}
+
+func TestSpillsToTempDir(t *testing.T) {
+	tmp := filepath.Join(t.TempDir(), "spill", "duckdb")
+	e, _, _ := newTestEngine(t, Config{TempDir: tmp, MemoryLimit: "64MB"})
+	q := "select count(*) from (select i, count(*) from range(12000000) t(i) group by i)"
+	if got := scalar(t, e, q); got != int64(12000000) {
+		t.Fatalf("count = %v", got)
+	}
+	e2, _, _ := newTestEngine(t, Config{MemoryLimit: "64MB"})
+	if _, err := e2.Query(context.Background(), q); err == nil || IsUserError(err) {
+		t.Fatalf("without TempDir: err = %v, want an out-of-memory server error", err)
 	}
 }

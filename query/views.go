@@ -42,6 +42,9 @@ func (e *Engine) refresh(ctx context.Context, recheck bool) (bool, error) {
 		changed = changed || c
 		if err != nil {
 			errs = append(errs, err)
+			if st := e.views[key]; st != nil && e.dropStale(ctx, t.Name, st) {
+				changed = true
+			}
 		}
 	}
 	for key, st := range e.views {
@@ -85,6 +88,21 @@ func (e *Engine) refreshTable(ctx context.Context, key string, t Table, recheck 
 	}
 	st.ddl = ddl
 	return true, nil
+}
+
+// dropStale drops the view left from an earlier state once the table can no
+// longer be exposed: an outdated empty view would answer 0 rows where the
+// table has files, while a missing one makes the query fail with the reason
+// attached.
+func (e *Engine) dropStale(ctx context.Context, name string, st *viewState) bool {
+	if st.ddl == "" {
+		return false
+	}
+	if _, err := e.db.ExecContext(ctx, "DROP VIEW IF EXISTS "+sqlIdent(name)); err != nil {
+		return false
+	}
+	st.ddl = ""
+	return true
 }
 
 func stateDDL(st *viewState) string {

@@ -1,0 +1,241 @@
+// Package e2e runs the built sluice binary the way a user does, for the
+// end-to-end tests of the README's promises.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary builds cmd/sluice once per test process and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "sluice-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "sluice")
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/sluice-dev/sluice/cmd/sluice").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// FreeAddr returns a loopback address with a port that was free a moment ago.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// Server is a running `sluice up`.
+type Server struct {
+	t         testing.TB
+	Data      string
+	HTTPAddr  string
+	KafkaAddr string
+	cmd       *exec.Cmd
+	log       *syncWriter
+	exited    chan struct{}
+}
+
+// Up starts `sluice up` on data with free ports and waits until it answers.
+// The process is killed at the end of the test if still running.
+func Up(t testing.TB, data string, extra ...string) *Server {
+	t.Helper()
+	s := &Server{t: t, Data: data, HTTPAddr: FreeAddr(t), KafkaAddr: FreeAddr(t), log: &syncWriter{}, exited: make(chan struct{})}
+	args := append([]string{"up", "--data", data, "--listen", s.HTTPAddr, "--kafka-listen", s.KafkaAddr}, extra...)
+	s.cmd = exec.Command(Binary(t), args...)
+	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.cmd.Wait(); close(s.exited) }()
+	t.Cleanup(func() {
+		s.cmd.Process.Kill()
+		<-s.exited
+		if t.Failed() {
+			t.Logf("sluice up log:\n%s", s.Log())
+		}
+	})
+	WaitFor(t, 30*time.Second, "sluice up to answer /healthz", func() error {
+		select {
+		case <-s.exited:
+			t.Fatalf("sluice up exited early: %v\n%s", s.cmd.ProcessState, s.Log())
+		default:
+		}
+		resp, err := http.Get(s.URL() + "/healthz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	})
+	return s
+}
+
+type syncWriter struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+// Log is what the server printed so far.
+func (s *Server) Log() string {
+	s.log.mu.Lock()
+	defer s.log.mu.Unlock()
+	return s.log.buf.String()
+}
+
+// URL is the server's HTTP base URL.
+func (s *Server) URL() string { return "http://" + s.HTTPAddr }
+
+// Stop sends SIGTERM and waits for a clean exit.
+func (s *Server) Stop() {
+	s.t.Helper()
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(60 * time.Second):
+		s.t.Fatalf("sluice up did not exit within 60s of SIGTERM\n%s", s.Log())
+	}
+	if !s.cmd.ProcessState.Success() {
+		s.t.Fatalf("sluice up exited with %v\n%s", s.cmd.ProcessState, s.Log())
+	}
+}
+
+// WaitFor polls f until it returns nil or the timeout passes.
+func WaitFor(t testing.TB, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Post sends body to path and decodes the JSON answer into out (if not nil).
+func (s *Server) Post(path, contentType string, body []byte, out any) (int, string) {
+	s.t.Helper()
+	resp, err := http.Post(s.URL()+path, contentType, bytes.NewReader(body))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			s.t.Fatalf("POST %s: %s: cannot decode %q: %v", path, resp.Status, data, err)
+		}
+	}
+	return resp.StatusCode, string(data)
+}
+
+// QueryResult is the JSON answer of POST /v1/query.
+type QueryResult struct {
+	Columns []struct{ Name, Type string }
+	Rows    [][]any
+}
+
+// Query runs SQL through the HTTP API.
+func (s *Server) Query(sql string) (QueryResult, error) {
+	body, _ := json.Marshal(map[string]string{"sql": sql})
+	resp, err := http.Post(s.URL()+"/v1/query", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return QueryResult{}, err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return QueryResult{}, fmt.Errorf("%s: %s", resp.Status, data)
+	}
+	var r QueryResult
+	err = json.Unmarshal(data, &r)
+	return r, err
+}
+
+// Count runs a query that returns one number.
+func (s *Server) Count(sql string) (int64, error) {
+	r, err := s.Query(sql)
+	if err != nil {
+		return 0, err
+	}
+	if len(r.Rows) != 1 || len(r.Rows[0]) != 1 {
+		return 0, fmt.Errorf("want one value, got %v", r.Rows)
+	}
+	n, ok := r.Rows[0][0].(float64)
+	if !ok {
+		return 0, fmt.Errorf("want a number, got %T %v", r.Rows[0][0], r.Rows[0][0])
+	}
+	return int64(n), nil
+}
+
+// WaitCount waits until sql returns want (and fails the test if it passes
+// want, which would mean duplicates).
+func (s *Server) WaitCount(sql string, want int64, timeout time.Duration) {
+	s.t.Helper()
+	WaitFor(s.t, timeout, fmt.Sprintf("%q to reach %d", sql, want), func() error {
+		n, err := s.Count(sql)
+		if err != nil {
+			return err
+		}
+		if n > want {
+			s.t.Fatalf("%q = %d, more than the %d records sent", sql, n, want)
+		}
+		if n != want {
+			return fmt.Errorf("got %d", n)
+		}
+		return nil
+	})
+}
+
+// Run runs the sluice binary as a client and returns its stdout.
+func Run(t testing.TB, ctx context.Context, stdin io.Reader, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, Binary(t), args...)
+	var out, errb strings.Builder
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &out, &errb
+	err := cmd.Run()
+	return out.String(), errb.String(), err
+}
