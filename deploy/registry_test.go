@@ -1,0 +1,103 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/objstore"
+	"github.com/sluice-dev/sluice/schemas"
+)
+
+type topicLog []string
+
+func (l *topicLog) create(_ context.Context, topic string, n int32, ret time.Duration) error {
+	*l = append(*l, topic)
+	return nil
+}
+
+func openReg(t *testing.T, b objstore.Bucket, topics *topicLog) *Registry {
+	t.Helper()
+	r, err := Open(t.Context(), b, topics.create)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestProvisionDefaultsOnce(t *testing.T) {
+	b, _ := objstore.NewDir(t.TempDir())
+	var topics topicLog
+	r := openReg(t, b, &topics)
+	if err := r.ProvisionDefaults(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := r.Stream("logs")
+	p, _ := r.Pipeline("logs")
+	tb, _ := r.Table("logs")
+	if s.Partitions != 4 || time.Duration(s.Retention) != 7*24*time.Hour || p.Stream != "logs" || p.Table != "logs" || tb.Schema.TimeColumn != "ts" {
+		t.Fatalf("defaults: %+v %+v %+v", s, p, tb)
+	}
+	if len(topics) != 1 || topics[0] != "logs" {
+		t.Fatalf("topics created: %v", topics)
+	}
+	// Another process on the same store sees them, and provisioning does not
+	// run again (a deleted default stays deleted).
+	r2 := openReg(t, b, &topics)
+	if len(r2.Pipelines()) != 1 || r2.Pipelines()[0].BatchSize != DefaultBatchSize {
+		t.Fatalf("reopened registry: %+v", r2.Pipelines())
+	}
+	b.Delete(t.Context(), registryPrefix+"pipelines/logs.json")
+	r3 := openReg(t, b, &topics)
+	if err := r3.ProvisionDefaults(t.Context()); err != nil || len(r3.Pipelines()) != 0 {
+		t.Fatalf("provisioning ran twice: %v %v", r3.Pipelines(), err)
+	}
+}
+
+func TestCreateValidation(t *testing.T) {
+	b, _ := objstore.NewDir(t.TempDir())
+	var topics topicLog
+	r := openReg(t, b, &topics)
+	ctx := t.Context()
+	f := func(err error, want error, says ...string) {
+		t.Helper()
+		if !errors.Is(err, want) {
+			t.Fatalf("got %v, want %v", err, want)
+		}
+		for _, s := range says {
+			if !strings.Contains(err.Error(), s) {
+				t.Errorf("error %q does not say %q", err, s)
+			}
+		}
+	}
+	_, err := r.CreateStream(ctx, Stream{Name: "bad-name", Partitions: 5000})
+	f(err, ErrInvalid, "bad-name", "partitions must be between 1 and 1024")
+	_, err = r.CreateStream(ctx, Stream{Name: "a"})
+	f(err, nil)
+	_, err = r.CreateStream(ctx, Stream{Name: "a"})
+	f(err, ErrExists)
+	_, err = r.CreateTable(ctx, Table{Name: "t", Schema: schemas.Schema{Columns: []schemas.Column{{Name: "x", Type: "nope"}}}})
+	f(err, ErrInvalid, `unknown type "nope"`)
+	_, err = r.CreatePipeline(ctx, Pipeline{Name: "p", Stream: "missing", Table: "t", BatchWindow: Duration(time.Hour)})
+	f(err, ErrInvalid, `stream "missing" does not exist`, `table "t" does not exist`, "batch_window")
+	if len(topics) != 1 {
+		t.Fatalf("invalid streams created topics: %v", topics)
+	}
+}
+
+func TestChangedFiresOnCreate(t *testing.T) {
+	b, _ := objstore.NewDir(t.TempDir())
+	var topics topicLog
+	r := openReg(t, b, &topics)
+	ch := r.Changed()
+	if _, err := r.CreateStream(t.Context(), Stream{Name: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ch:
+	default:
+		t.Fatal("Changed did not fire")
+	}
+}
