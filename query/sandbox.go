@@ -22,6 +22,9 @@ type setting struct{ name, value string }
 //   - parquet_metadata_cache=true: Parquet files are immutable here (written
 //     once, renamed into place), so caching footers is safe and makes the
 //     per-query bind of union_by_name views cheap.
+//   - TimeZone='UTC': timestamps are stored as UTC instants (TIMESTAMP WITH
+//     TIME ZONE); date_trunc, hour(), casts to DATE and the printed form then
+//     agree with the dt=/hour= partitions whatever the server's local zone.
 //   - allowed_directories: the only paths readable once external access is
 //     off. DuckDB adds the temp directory itself.
 //   - enable_external_access=false: no file outside allowed_directories (no
@@ -39,6 +42,7 @@ func (e *Engine) sandboxSettings() []setting {
 		{"threads", strconv.Itoa(e.cfg.Threads)},
 		{"temp_directory", sqlString(e.cfg.TempDir)},
 		{"parquet_metadata_cache", "true"},
+		{"TimeZone", "'UTC'"},
 		{"allowed_directories", sqlStringList(dirs)},
 		{"enable_external_access", "false"},
 		{"autoinstall_known_extensions", "false"},
