@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // Client sends NDJSON to a sluice server's ingest API.
@@ -58,7 +59,7 @@ func (c *Client) Put(ctx context.Context, stream string, r io.Reader) (PutSummar
 		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
 			continue
 		}
-		if len(lines) > 0 && (len(lines) >= maxRecs || buf.Len()+len(sc.Bytes()) > maxBytes) {
+		if len(lines) > 0 && (len(lines) >= maxRecs || buf.Len()+len(sc.Bytes())+1 > maxBytes) {
 			if err := flush(); err != nil {
 				return sum, err
 			}
@@ -97,7 +98,10 @@ func (c *Client) send(ctx context.Context, stream string, body []byte, lines []i
 	for i, r := range out.Records {
 		if r.ErrorCode != "" {
 			sum.Failed++
-			sum.Failures = append(sum.Failures, fmt.Sprintf("input line %d: %s (%s)", lines[i], r.Error, r.ErrorCode))
+			// The server numbers lines within the request, which holds no
+			// blank lines: record i is its line i+1.
+			msg := strings.TrimPrefix(r.Error, fmt.Sprintf("line %d: ", i+1))
+			sum.Failures = append(sum.Failures, fmt.Sprintf("input line %d: %s (%s)", lines[i], msg, r.ErrorCode))
 		} else {
 			sum.Sent++
 		}

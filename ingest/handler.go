@@ -24,7 +24,8 @@ type Handler struct {
 	Producer Producer
 	// StreamExists says whether a stream may be written to.
 	StreamExists func(name string) bool
-	Log          *slog.Logger
+	// Log receives producer failures; nil means slog.Default().
+	Log *slog.Logger
 }
 
 // Result is the answer to one record, in the order sent: its partition and
@@ -120,7 +121,7 @@ func (h *Handler) produce(ctx context.Context, stream string, items []item) *Res
 		h.Producer.Produce(ctx, rec, func(r *kgo.Record, err error) {
 			defer wg.Done()
 			if err != nil {
-				h.Log.Warn("cannot produce record", "stream", stream, "err", err)
+				h.log().Warn("cannot produce record", "stream", stream, "err", err)
 				resp.Records[i] = Result{ErrorCode: CodeProduceFailed, Error: fmt.Sprintf("cannot write to stream %q: %v; retry the record", stream, err), Status: http.StatusServiceUnavailable}
 				return
 			}
@@ -151,4 +152,11 @@ func responseStatus(resp *Response) int {
 		}
 	}
 	return status
+}
+
+func (h *Handler) log() *slog.Logger {
+	if h.Log == nil {
+		return slog.Default()
+	}
+	return h.Log
 }

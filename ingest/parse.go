@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Limits of the ingest API.
@@ -97,8 +98,8 @@ func parseJSON(body []byte, keyField string) ([]item, error) {
 	if err := dec.Decode(&b); err != nil {
 		return nil, describeJSONError(body, err)
 	}
-	if dec.More() {
-		return nil, errors.New(`body has data after the JSON document; send one {"records": [...]} object`)
+	if rest := bytes.TrimSpace(body[dec.InputOffset():]); len(rest) > 0 {
+		return nil, fmt.Errorf(`body has data after the JSON document (at byte %d); send one {"records": [...]} object`, dec.InputOffset())
 	}
 	if b.Records == nil {
 		return nil, errors.New(`body has no "records" array; send {"records": [{"key": "...", "data": {...}}]}`)
@@ -109,8 +110,8 @@ func parseJSON(body []byte, keyField string) ([]item, error) {
 		switch {
 		case i >= MaxRecords:
 			items = append(items, fail(CodeTooManyRecords, 413, "%s: more than %d records in one request; send the rest in another", where, MaxRecords))
-		case len(r.Data) == 0:
-			items = append(items, fail(CodeMissingData, 400, `%s: has no "data"`, where))
+		case len(r.Data) == 0 || string(r.Data) == "null":
+			items = append(items, fail(CodeMissingData, 400, `%s: has no "data" (or it is null)`, where))
 		default:
 			items = append(items, checkRecord(where, r.Data, r.Key, keyField))
 		}
@@ -123,6 +124,9 @@ func parseJSON(body []byte, keyField string) ([]item, error) {
 func checkRecord(where string, data, key json.RawMessage, keyField string) item {
 	if len(data) > MaxRecordBytes {
 		return fail(CodeTooLarge, 413, "%s: record is %d bytes, over the %d-byte limit", where, len(data), MaxRecordBytes)
+	}
+	if !utf8.Valid(data) {
+		return fail(CodeInvalidJSON, 400, "%s: invalid JSON: not valid UTF-8", where)
 	}
 	if !json.Valid(data) {
 		var v any
@@ -182,7 +186,8 @@ func describeJSONError(body []byte, err error) error {
 	if off < 0 {
 		return fmt.Errorf("invalid JSON body: %w", err)
 	}
-	off = min(off, int64(len(body)))
+	// Offset counts the bytes read, including the offending one.
+	off = min(max(off-1, 0), int64(len(body)))
 	line := 1 + bytes.Count(body[:off], []byte("\n"))
 	col := off - int64(bytes.LastIndexByte(body[:off], '\n'))
 	return fmt.Errorf("invalid JSON body at line %d, column %s: %w", line, strconv.FormatInt(col, 10), err)

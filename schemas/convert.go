@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Meta is a record's source position, which fills the metadata columns and
@@ -78,7 +80,9 @@ func (s *Schema) Convert(data []byte, m Meta, mode Mode) (Row, error) {
 	if s.RestColumn != "" {
 		rest = make(map[string]json.RawMessage)
 		for k, v := range fields {
-			if _, named := s.Column(k); !named {
+			// A data field that shares a metadata column's name (say
+			// "_offset") cannot go to that column; keep it in the rest.
+			if _, named := s.Column(k); !named || metaColumns[k] != "" {
 				rest[k] = v
 			}
 		}
@@ -127,7 +131,7 @@ func (s *Schema) Convert(data []byte, m Meta, mode Mode) (Row, error) {
 			if err != nil {
 				return Row{}, fmt.Errorf("cannot encode column %q: %w", s.RestColumn, err)
 			}
-			row.Values[idx] = string(b)
+			row.Values[idx] = cleanJSON(b)
 		}
 	}
 	return row, nil
@@ -165,7 +169,7 @@ func (s *Schema) columnValue(c Column, fields map[string]json.RawMessage, m Meta
 		if m.Key == nil {
 			return nil, nil
 		}
-		return string(m.Key), nil
+		return strings.ToValidUTF8(string(m.Key), "\uFFFD"), nil
 	case "_timestamp":
 		return m.Timestamp.UnixMicro(), nil
 	}
@@ -224,6 +228,9 @@ func parseValue(k Kind, raw json.RawMessage) (any, string) {
 			return nil, "not a number"
 		}
 		if k == Float32 {
+			if math.IsInf(float64(float32(f)), 0) {
+				return nil, "out of float32 range"
+			}
 			return float32(f), ""
 		}
 		return f, ""
@@ -244,7 +251,7 @@ func parseValue(k Kind, raw json.RawMessage) (any, string) {
 		if err := json.Compact(&buf, raw); err != nil {
 			return nil, "not JSON"
 		}
-		return buf.String(), ""
+		return cleanJSON(buf.Bytes()), ""
 	case Binary:
 		var s string
 		if json.Unmarshal(raw, &s) != nil {
@@ -259,11 +266,18 @@ func parseValue(k Kind, raw json.RawMessage) (any, string) {
 	return nil, "BUG: unknown kind"
 }
 
+// Timestamps must lie in years 0001 to 9999, which every engine can read.
+const (
+	minMicros = -62135596800 * 1e6   // 0001-01-01T00:00:00Z
+	maxMicros = 253402300800*1e6 - 1 // 9999-12-31T23:59:59.999999Z
+)
+
 // parseTimestamp accepts an RFC 3339 string (any offset; stored as UTC) or a
 // number of seconds, milliseconds, microseconds or nanoseconds since the
 // epoch. The unit of a number follows from its magnitude: below 1e11 seconds
 // (up to year 5138), below 1e14 milliseconds, below 1e17 microseconds, else
-// nanoseconds. Fractional seconds are kept to the microsecond.
+// nanoseconds. Precision below the microsecond is truncated, for numbers as
+// for strings; integers are converted exactly.
 func parseTimestamp(raw json.RawMessage) (any, string) {
 	if raw[0] == '"' {
 		var s string
@@ -274,21 +288,68 @@ func parseTimestamp(raw json.RawMessage) (any, string) {
 		if err != nil {
 			return nil, "not RFC 3339 (like 2026-11-22T03:04:05Z) or epoch seconds/millis"
 		}
-		return t.UnixMicro(), ""
+		return inRange(t.UnixMicro(), float64(t.UnixMicro()))
+	}
+	if n, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
+		a := n
+		if a < 0 {
+			a = -a
+		}
+		switch {
+		case a < 1e11:
+			return inRange(n*1e6, float64(n)*1e6)
+		case a < 1e14:
+			return inRange(n*1e3, float64(n)*1e3)
+		case a < 1e17:
+			return inRange(n, float64(n))
+		default:
+			return inRange(n/1e3, float64(n)/1e3)
+		}
 	}
 	f, err := strconv.ParseFloat(string(raw), 64)
 	if err != nil {
 		return nil, "not RFC 3339 or a number of epoch seconds/millis"
 	}
-	a := math.Abs(f)
-	switch {
+	var us float64
+	switch a := math.Abs(f); {
 	case a < 1e11:
-		return int64(math.Round(f * 1e6)), ""
+		us = f * 1e6
 	case a < 1e14:
-		return int64(math.Round(f * 1e3)), ""
+		us = f * 1e3
 	case a < 1e17:
-		return int64(math.Round(f)), ""
+		us = f
 	default:
-		return int64(f / 1e3), ""
+		us = f / 1e3
 	}
+	return inRange(int64(math.Trunc(us)), math.Trunc(us))
+}
+
+// inRange returns us if f (the same value, computed without overflow) lies in
+// years 0001 to 9999.
+func inRange(us int64, f float64) (any, string) {
+	if f < minMicros || f > maxMicros {
+		return nil, "out of range (years 0001 to 9999)"
+	}
+	return us, ""
+}
+
+// cleanJSON returns compact JSON text that is valid UTF-8 with no escaped
+// lone surrogates: readers of Parquet's JSON type (DuckDB among them) reject
+// a whole file over one such value. Text that needs no cleaning (the usual
+// case) is returned as it is, without a decode.
+func cleanJSON(b []byte) string {
+	if utf8.Valid(b) && !bytes.Contains(b, []byte(`\u`)) {
+		return string(b)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil {
+		return string(bytes.ToValidUTF8(b, []byte("\uFFFD")))
+	}
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+	return string(bytes.TrimRight(out.Bytes(), "\n"))
 }

@@ -313,7 +313,7 @@ func TestConvertAllKinds(t *testing.T) {
 			pos+` _key="user-7"`+recTime)
 }
 
-// BUG: a JSON column or the rest column can hold bytes that are not UTF-8
+// Regression test, fixed: a JSON column or the rest column can hold bytes that are not UTF-8
 // (json.Valid and json.Compact accept them inside strings, and json.Marshal
 // of a RawMessage copies them) or an escaped lone surrogate like "\ud800";
 // a _key column holds the Kafka key's raw bytes. DuckDB refuses such Parquet
@@ -321,6 +321,10 @@ func TestConvertAllKinds(t *testing.T) {
 // "no low surrogate in string", "value \xFF is not valid UTF8!"), so one odd
 // record makes every query reading the column of that file fail. String
 // columns are fine: json.Unmarshal into a string substitutes U+FFFD.
+// Fix: in parseValue(JSON) and for the rest column's values, when the text is
+// not utf8.Valid or contains a \u escape, normalize it (decode with
+// UseNumber into any and re-encode, which substitutes U+FFFD); for _key use
+// strings.ToValidUTF8(string(m.Key), "\uFFFD").
 func TestConvertEmitsValidUTF8(t *testing.T) {
 	s := allKinds()
 	binKey := testMeta
@@ -347,11 +351,14 @@ func TestConvertEmitsValidUTF8(t *testing.T) {
 	f(`{}`, binKey)
 }
 
-// BUG: an epoch number whose microseconds do not fit an int64 (nanoseconds
+// Regression test, fixed: an epoch number whose microseconds do not fit an int64 (nanoseconds
 // from about 9.3e21 up) is converted with int64(f/1e3), which Go leaves
 // implementation-defined (on amd64 it gives math.MinInt64): the row silently
 // gets a time about 290,000 years BC, which lands in a dt=-290308-... Hive
 // partition. It should be refused like any other value that does not fit.
+// Fix: in parseTimestamp, return "out of range" for a number whose µs value
+// is not within, say, years 0001-9999 (what RFC 3339 strings can express),
+// before converting the float to int64.
 func TestConvertTimestampOutOfRange(t *testing.T) {
 	s := schemas.LogSchema()
 	f := func(data, value string) {
@@ -375,7 +382,7 @@ func TestConvertTimestampOutOfRange(t *testing.T) {
 	f(`{"ts":9300000000000000000000}`, "9300000000000000000000")
 }
 
-// BUG: a number beyond float32's range is stored as +Inf or -Inf, while an
+// Regression test, fixed: a number beyond float32's range is stored as +Inf or -Inf, while an
 // int32 column refuses an out-of-range integer ("out of int32 range"); in
 // Keep mode the value is lost instead of being kept in the rest column.
 // Fix: in parseValue, when k == Float32 and math.IsInf(float64(float32(f)), 0),

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/sluice-dev/sluice/internal/objstore"
@@ -39,8 +40,14 @@ type Writer struct {
 	builders    map[string]*schemas.Builder // by Hive partition path
 	first, last int64                       // offset range added since the last flush; first < 0: none
 	bytes       int64
-	since       time.Time         // when the oldest unflushed batch was added
-	encoded     map[string][]byte // files of a flush that has not finished
+	since       time.Time // when the oldest unflushed batch was added
+	next        int64     // everything below is durable in the table; -1: unknown
+
+	// A flush seals the builders into records, then encodes them into files;
+	// both stay until the flush succeeds, so a failed flush (encoding or
+	// upload) can be retried without losing or repeating rows.
+	sealed  map[string]arrow.RecordBatch
+	encoded map[string][]byte
 }
 
 // Open recovers the partition's progress (finishing or undoing a flush a
@@ -52,7 +59,7 @@ func Open(ctx context.Context, cfg Config) (*Writer, int64, error) {
 	if err != nil {
 		return nil, -1, err
 	}
-	return &Writer{cfg: cfg, progressKey: key, builders: map[string]*schemas.Builder{}, first: -1, last: -1}, next, nil
+	return &Writer{cfg: cfg, progressKey: key, builders: map[string]*schemas.Builder{}, first: -1, last: -1, next: next}, next, nil
 }
 
 // Add buffers the rows converted from the records at offsets first..last
@@ -60,10 +67,10 @@ func Open(ctx context.Context, cfg Config) (*Writer, int64, error) {
 // rows still moves the partition's progress past them at the next flush).
 // bytes is the size of the input, which drives size-based rotation.
 func (w *Writer) Add(rows []schemas.Row, first, last int64, bytes int) error {
-	if first > last || (w.first >= 0 && first <= w.last) {
-		return fmt.Errorf("BUG: batch %d..%d of %s/%d added out of order after %d", first, last, w.cfg.Stream, w.cfg.Partition, w.last)
+	if first > last || (w.first >= 0 && first <= w.last) || first < w.next {
+		return fmt.Errorf("BUG: batch %d..%d of %s/%d added out of order (buffered up to %d, durable below %d)", first, last, w.cfg.Stream, w.cfg.Partition, w.last, w.next)
 	}
-	if w.encoded != nil {
+	if w.sealed != nil {
 		return fmt.Errorf("BUG: batch %d..%d of %s/%d added before a failed flush was retried", first, last, w.cfg.Stream, w.cfg.Partition)
 	}
 	if w.first < 0 {
@@ -118,6 +125,9 @@ func (w *Writer) Flush(ctx context.Context) (int64, error) {
 	if w.first < 0 {
 		return -1, nil
 	}
+	if w.sealed == nil {
+		w.seal()
+	}
 	if w.encoded == nil {
 		if err := w.encode(); err != nil {
 			return -1, err
@@ -127,7 +137,13 @@ func (w *Writer) Flush(ctx context.Context) (int64, error) {
 	next := w.last + 1
 	where := fmt.Sprintf("offsets %d..%d of %s/%d to table %q", w.first, w.last, w.cfg.Stream, w.cfg.Partition, w.cfg.Table)
 	if len(keys) > 0 {
-		pending := Progress{Next: w.first, Pending: &Pending{Next: next, Files: keys}}
+		// Rolling back resumes at the durable offset (or, on a partition
+		// never written, at the first offset of this flush).
+		rollback := w.first
+		if w.next >= 0 {
+			rollback = w.next
+		}
+		pending := Progress{Next: rollback, Pending: &Pending{Next: next, Files: keys}}
 		if err := saveProgress(ctx, w.cfg.Bucket, w.progressKey, pending); err != nil {
 			return -1, fmt.Errorf("cannot write %s: %w", where, err)
 		}
@@ -140,30 +156,44 @@ func (w *Writer) Flush(ctx context.Context) (int64, error) {
 	if err := saveProgress(ctx, w.cfg.Bucket, w.progressKey, Progress{Next: next}); err != nil {
 		return -1, fmt.Errorf("cannot write %s: %w", where, err)
 	}
-	w.encoded, w.first, w.last, w.bytes = nil, -1, -1, 0
+	w.release()
+	w.first, w.last, w.bytes, w.next = -1, -1, 0, next
 	return next, nil
 }
 
-// encode turns every Hive partition's buffered rows into a Parquet file.
-func (w *Writer) encode() error {
-	w.encoded = map[string][]byte{}
+// seal turns every Hive partition's buffered rows into an Arrow record and
+// empties the builders.
+func (w *Writer) seal() {
+	w.sealed = map[string]arrow.RecordBatch{}
 	for part, b := range w.builders {
-		if b.Len() == 0 {
-			continue
+		if b.Len() > 0 {
+			w.sealed[part] = b.NewRecord()
 		}
-		rec := b.NewRecord()
-		data, err := encodeParquet(rec)
-		rec.Release()
-		if err != nil {
-			return fmt.Errorf("cannot encode offsets %d..%d of %s/%d for table %q: %w", w.first, w.last, w.cfg.Stream, w.cfg.Partition, w.cfg.Table, err)
-		}
-		w.encoded[w.fileKey(part)] = data
-	}
-	for part, b := range w.builders {
 		b.Release()
 		delete(w.builders, part)
 	}
+}
+
+// encode turns the sealed records into Parquet files; on error nothing
+// changes, so a retry encodes again.
+func (w *Writer) encode() error {
+	files := map[string][]byte{}
+	for part, rec := range w.sealed {
+		data, err := encodeParquet(rec)
+		if err != nil {
+			return fmt.Errorf("cannot encode offsets %d..%d of %s/%d for table %q: %w", w.first, w.last, w.cfg.Stream, w.cfg.Partition, w.cfg.Table, err)
+		}
+		files[w.fileKey(part)] = data
+	}
+	w.encoded = files
 	return nil
+}
+
+func (w *Writer) release() {
+	for _, rec := range w.sealed {
+		rec.Release()
+	}
+	w.sealed, w.encoded = nil, nil
 }
 
 // Close releases the buffers; unflushed rows are dropped (they were never
@@ -172,5 +202,6 @@ func (w *Writer) Close() {
 	for _, b := range w.builders {
 		b.Release()
 	}
-	w.builders, w.encoded = map[string]*schemas.Builder{}, nil
+	w.builders = map[string]*schemas.Builder{}
+	w.release()
 }

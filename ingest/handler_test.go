@@ -1,0 +1,282 @@
+package ingest_test
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-dev/sluice/ingest"
+)
+
+func TestNDJSON(t *testing.T) {
+	for _, ct := range []string{"application/x-ndjson", "application/ndjson", "application/jsonl",
+		"application/x-jsonlines", "application/x-ndjson; charset=utf-8", "Application/X-NDJSON"} {
+		p := newProducer()
+		body := "{\"n\": 1}\n\n{\"n\":2, \"s\": \"a b\"}\r\n   \n\t[1, 2]\n\"str\"\n{\"n\":5}"
+		r := do(t, newHandler(p), http.MethodPost, "/v1/streams/logs/records", ct, []byte(body))
+		checkRecords(t, r, p, http.StatusOK, "ok", "ok", "ok", "ok", "ok")
+		checkValues(t, p, `{"n":1}`, `{"n":2,"s":"a b"}`, `[1,2]`, `"str"`, `{"n":5}`)
+	}
+}
+
+func TestNDJSONKeyField(t *testing.T) {
+	p := newProducer()
+	r := postNDJSON(t, newHandler(p), "?key=user",
+		`{"user":"u1","n":1}`,
+		`{"user":7,"n":2}`,
+		`{"n":3}`,
+		`{"user":null,"n":4}`,
+		`{"user":"u1","n":5}`,
+		`{"user":{"id":1},"n":6}`,
+		`{"user":"`+strings.Repeat("k", ingest.MaxKeyBytes+1)+`"}`,
+		`{"user":"`+strings.Repeat("k", ingest.MaxKeyBytes)+`"}`,
+		`["not","an","object"]`,
+		`{"user":"\u00e9\n"}`,
+	)
+	checkRecords(t, r, p, http.StatusMultiStatus, "ok", "ok", "ok", "ok", "ok",
+		"InvalidKey 400 line 6: key: must be a string or a scalar",
+		"InvalidKey 400 line 7: key is 1025 bytes, over the 1024-byte limit",
+		"ok", "ok", "ok")
+	long := strings.Repeat("k", ingest.MaxKeyBytes)
+	checkValues(t, p, `u1={"user":"u1","n":1}`, `7={"user":7,"n":2}`, `{"n":3}`, `{"user":null,"n":4}`,
+		`u1={"user":"u1","n":5}`, long+`={"user":"`+long+`"}`, `["not","an","object"]`, "é\n"+`={"user":"\u00e9\n"}`)
+	// The same key goes to the same partition.
+	res := r.resp.Records
+	if *res[0].Partition != *res[4].Partition || *res[4].Offset <= *res[0].Offset {
+		t.Fatalf("records of key u1 at %d/%d and %d/%d", *res[0].Partition, *res[0].Offset, *res[4].Partition, *res[4].Offset)
+	}
+}
+
+func TestJSONBatch(t *testing.T) {
+	p := newProducer()
+	r := postJSON(t, newHandler(p), "", `{"records": [
+		{"data": {"n": 1}},
+		{"key": "k1", "data": {"n": 2}},
+		{"key": 42, "data": {"n": 3}},
+		{"key": 1.5e3, "data": [true]},
+		{"key": true, "data": "s"},
+		{"key": null, "data": {"n": 6}},
+		{"key": "", "data": {"n": 7}},
+		{"key": {"a": 1}, "data": {"n": 8}},
+		{"key": ["a"], "data": {"n": 9}},
+		{"key": "k10"},
+		{"data": {"n": 11}, "key": "\u00e9"}
+	]}`)
+	checkRecords(t, r, p, http.StatusMultiStatus, "ok", "ok", "ok", "ok", "ok", "ok", "ok",
+		"InvalidKey 400 records[7]: key: must be a string or a scalar",
+		"InvalidKey 400 records[8]: key",
+		`MissingData 400 records[9]: has no "data"`,
+		"ok")
+	checkValues(t, p, `{"n":1}`, `k1={"n":2}`, `42={"n":3}`, `1.5e3=[true]`, `true="s"`, `{"n":6}`,
+		`={"n":7}`, `é={"n":11}`)
+
+	// ?key= works for a JSON batch too; an explicit key wins.
+	p = newProducer()
+	r = postJSON(t, newHandler(p), "?key=user", `{"records":[{"data":{"user":"u"}},{"key":"mine","data":{"user":"u"}}]}`)
+	checkRecords(t, r, p, http.StatusOK, "ok", "ok")
+	checkValues(t, p, `u={"user":"u"}`, `mine={"user":"u"}`)
+}
+
+func TestMixedGoodAndBad(t *testing.T) {
+	p := newProducer()
+	r := postNDJSON(t, newHandler(p), "",
+		`{"n":1}`,
+		`{bad`,
+		`{"n":3}`,
+		``,
+		`[1, 2`,
+		`{"n":6}`,
+		`{"n":7}}`,
+		`{"n":8}`)
+	checkRecords(t, r, p, http.StatusMultiStatus, "ok",
+		"InvalidJSON 400 line 2: invalid JSON:", "ok",
+		"InvalidJSON 400 line 5: invalid JSON:", "ok",
+		"InvalidJSON 400 line 7: invalid JSON:", "ok")
+	checkValues(t, p, `{"n":1}`, `{"n":3}`, `{"n":6}`, `{"n":8}`)
+}
+
+func TestAllBad(t *testing.T) {
+	p := newProducer()
+	big := `"` + strings.Repeat("x", ingest.MaxRecordBytes) + `"`
+	h := newHandler(p)
+	checkRecords(t, postNDJSON(t, h, "", `{bad`, `nope`), p, http.StatusBadRequest,
+		"InvalidJSON 400 line 1", "InvalidJSON 400 line 2")
+	// Records that all fail the same way answer with their common status.
+	checkRecords(t, postNDJSON(t, h, "", big, big), p, http.StatusRequestEntityTooLarge,
+		"RecordTooLarge 413 line 1", "RecordTooLarge 413 line 2")
+	// Different 4xx: 400.
+	checkRecords(t, postNDJSON(t, h, "", big, `{bad`), p, http.StatusBadRequest,
+		"RecordTooLarge 413 line 1", "InvalidJSON 400 line 2")
+	checkRecords(t, postJSON(t, h, "", `{"records":[{"key":"k"}]}`), p, http.StatusBadRequest,
+		"MissingData 400 records[0]")
+	if n := len(p.produced()); n != 0 {
+		t.Fatalf("%d records produced", n)
+	}
+}
+
+func TestRecordSizeLimit(t *testing.T) {
+	p := newProducer()
+	// A 10 MiB record between two valid lines fails alone.
+	huge := `{"big":"` + strings.Repeat("x", 10<<20-len(`{"big":""}`)) + `"}`
+	atLimit := `"` + strings.Repeat("y", ingest.MaxRecordBytes-2) + `"`
+	overLimit := `"` + strings.Repeat("z", ingest.MaxRecordBytes-1) + `"`
+	r := postNDJSON(t, newHandler(p), "", `{"n":1}`, huge, `{"n":3}`, atLimit, overLimit)
+	checkRecords(t, r, p, http.StatusMultiStatus, "ok",
+		fmt.Sprintf("RecordTooLarge 413 line 2: record is %d bytes, over the %d-byte limit", 10<<20, ingest.MaxRecordBytes),
+		"ok", "ok",
+		fmt.Sprintf("RecordTooLarge 413 line 5: record is %d bytes", ingest.MaxRecordBytes+1))
+	checkValues(t, p, `{"n":1}`, `{"n":3}`, atLimit)
+}
+
+func TestBodySizeLimit(t *testing.T) {
+	// 64 lines of 512 KiB (newline included) are exactly MaxBodyBytes.
+	line := `"` + strings.Repeat("x", 512<<10-3) + `"` + "\n"
+	body := strings.Repeat(line, ingest.MaxBodyBytes/len(line))
+	if len(body) != ingest.MaxBodyBytes {
+		t.Fatalf("body is %d bytes", len(body))
+	}
+	p := newProducer()
+	r := do(t, newHandler(p), http.MethodPost, "/v1/streams/logs/records", "application/x-ndjson", []byte(body))
+	if r.status != http.StatusOK || len(p.produced()) != 64 {
+		t.Fatalf("body of MaxBodyBytes: status %d, %d produced: %.200s", r.status, len(p.produced()), r.body)
+	}
+	// One byte more is refused whole, before anything is produced.
+	p = newProducer()
+	r = do(t, newHandler(p), http.MethodPost, "/v1/streams/logs/records", "application/x-ndjson", []byte(body+"\n"))
+	if r.status != http.StatusRequestEntityTooLarge || !strings.Contains(r.err, "nothing was accepted") {
+		t.Fatalf("body over MaxBodyBytes: status %d: %.200s", r.status, r.body)
+	}
+	if n := len(p.produced()); n != 0 {
+		t.Fatalf("%d records produced from a refused body", n)
+	}
+}
+
+func TestTooManyRecords(t *testing.T) {
+	p := newProducer()
+	lines := make([]string, ingest.MaxRecords+2)
+	for i := range lines {
+		lines[i] = fmt.Sprintf(`{"i":%d}`, i)
+	}
+	lines[10] = "" // a blank line counts for line numbers, not records
+	r := postNDJSON(t, newHandler(p), "", lines...)
+	want := make([]string, ingest.MaxRecords+1)
+	for i := range want {
+		want[i] = "ok"
+	}
+	want[ingest.MaxRecords] = fmt.Sprintf("TooManyRecords 413 line %d: more than %d records", ingest.MaxRecords+2, ingest.MaxRecords)
+	checkRecords(t, r, p, http.StatusMultiStatus, want...)
+	if got := p.produced(); string(got[len(got)-1].Value) != fmt.Sprintf(`{"i":%d}`, ingest.MaxRecords) {
+		t.Fatalf("last produced record is %s", got[len(got)-1].Value)
+	}
+
+	p = newProducer()
+	recs := strings.Repeat(`{"data":{}},`, ingest.MaxRecords+1)
+	r = postJSON(t, newHandler(p), "", `{"records":[`+strings.TrimSuffix(recs, ",")+`]}`)
+	want[ingest.MaxRecords] = fmt.Sprintf("TooManyRecords 413 records[%d]: more than %d records", ingest.MaxRecords, ingest.MaxRecords)
+	checkRecords(t, r, p, http.StatusMultiStatus, want...)
+}
+
+func TestProduceFailure(t *testing.T) {
+	p := newProducer()
+	p.fail = func(r *kgo.Record) error {
+		if strings.Contains(string(r.Value), "fail") {
+			return errors.New("NOT_ENOUGH_REPLICAS")
+		}
+		return nil
+	}
+	r := postNDJSON(t, newHandler(p), "", `{"n":1}`, `{"n":"fail"}`, `{"n":3}`)
+	checkRecords(t, r, p, http.StatusMultiStatus, "ok",
+		`ProduceFailed 503 cannot write to stream "logs": NOT_ENOUGH_REPLICAS; retry the record`, "ok")
+	checkValues(t, p, `{"n":1}`, `{"n":3}`)
+
+	p = newProducer()
+	p.fail = func(*kgo.Record) error { return errors.New("broker down") }
+	r = postNDJSON(t, newHandler(p), "", `{"n":4}`, `{"n":5}`)
+	checkRecords(t, r, p, http.StatusServiceUnavailable, "ProduceFailed 503 broker down", "ProduceFailed 503 broker down")
+}
+
+func TestRequestErrors(t *testing.T) {
+	p := newProducer()
+	h := newHandler(p)
+	f := func(method, target, ct, body string, status int, msg string) {
+		t.Helper()
+		r := do(t, h, method, target, ct, []byte(body))
+		if r.status != status || !strings.Contains(r.err, msg) {
+			t.Fatalf("%s %s %q %.50q: got %d %s, want %d ~%q", method, target, ct, body, r.status, r.body, status, msg)
+		}
+	}
+	const url = "/v1/streams/logs/records"
+	const ok = `{"records":[{"data":{}}]}`
+	f(http.MethodGet, url, "", "", http.StatusMethodNotAllowed, "use POST")
+	f(http.MethodPut, url, "application/json", ok, http.StatusMethodNotAllowed, "use POST")
+	f(http.MethodPost, "/v1/streams/nope/records", "application/json", ok, http.StatusNotFound, `stream "nope" does not exist`)
+	f(http.MethodPost, url, "text/plain", `{}`, http.StatusUnsupportedMediaType, `unsupported Content-Type "text/plain"`)
+	f(http.MethodPost, url, "", `{}`, http.StatusUnsupportedMediaType, `unsupported Content-Type ""`)
+	f(http.MethodPost, url, "application/json; =", ok, http.StatusUnsupportedMediaType, "cannot parse Content-Type")
+	f(http.MethodPost, url, "application/x-ndjson", "", http.StatusBadRequest, "body has no records")
+	f(http.MethodPost, url, "application/x-ndjson", " \n\r\n\t\n", http.StatusBadRequest, "body has no records")
+	f(http.MethodPost, url, "application/json", "", http.StatusBadRequest, "invalid JSON body")
+	f(http.MethodPost, url, "application/json", `{"records":[]}`, http.StatusBadRequest, "body has no records")
+	f(http.MethodPost, url, "application/json", `{}`, http.StatusBadRequest, `body has no "records" array`)
+	f(http.MethodPost, url, "application/json", `{"records":null}`, http.StatusBadRequest, `body has no "records" array`)
+	f(http.MethodPost, url, "application/json", `{"recs":[]}`, http.StatusBadRequest, `unknown field "recs"`)
+	f(http.MethodPost, url, "application/json", `{"records":[{"data":{},"extra":1}]}`, http.StatusBadRequest, `unknown field "extra"`)
+	f(http.MethodPost, url, "application/json", ok+` {"records":[]}`, http.StatusBadRequest, "data after the JSON document")
+	f(http.MethodPost, url, "application/json", "{\"records\":\n 5}", http.StatusBadRequest, "invalid JSON body at line 2")
+	if r := do(t, h, http.MethodGet, url, "", nil); r.header.Get("Allow") != http.MethodPost {
+		t.Fatalf("405 Allow header %q", r.header.Get("Allow"))
+	}
+	if n := len(p.produced()); n != 0 {
+		t.Fatalf("%d records produced by refused requests", n)
+	}
+}
+
+// Regression test, fixed: describeJSONError reports the column one past the offending byte.
+// json.SyntaxError.Offset counts the bytes read up to and including the bad
+// byte, so the bad byte is body[Offset-1] and its 1-based column is
+// Offset-1-LastIndexByte(body[:Offset-1], '\n'); the code computes
+// Offset-LastIndexByte(body[:Offset], '\n'), one more (for `{"records": [}`
+// it says column 15 of a 14-character line).
+func TestInvalidJSONBodyPosition(t *testing.T) {
+	f := func(body, where string) {
+		t.Helper()
+		p := newProducer()
+		r := postJSON(t, newHandler(p), "", body)
+		if r.status != http.StatusBadRequest || !strings.Contains(r.err, "invalid JSON body at "+where+":") {
+			t.Errorf("body %q: got %d %q, want it to say %q", body, r.status, r.err, where)
+		}
+		if len(p.produced()) != 0 {
+			t.Errorf("body %q: records produced", body)
+		}
+	}
+	f(`{"records": [}`, "line 1, column 14")
+	f(`{x}`, "line 1, column 2")
+	f("{\"records\": [\n  {\"data\": {}},\n  {\"data\": }\n]}", "line 3, column 12")
+	f("{\"records\": [\n{\"data\": {}}\n\n,,]}", "line 4, column 2")
+}
+
+// Regression test, fixed: a record whose strings hold bytes that are not UTF-8 passes json.Valid
+// and json.Compact and is produced as is, though RFC 8259 requires UTF-8 and
+// DuckDB then refuses the Parquet file it lands in (see schemas'
+// TestConvertEmitsValidUTF8). The record should fail alone with InvalidJSON
+// (or be produced with the bad bytes replaced by U+FFFD).
+func TestInvalidUTF8Record(t *testing.T) {
+	p := newProducer()
+	r := postNDJSON(t, newHandler(p), "", `{"n":1}`, "{\"msg\":\"caf\xe9\"}", `{"n":3}`)
+	if len(r.resp.Records) != 3 || r.resp.Records[0].ErrorCode != "" || r.resp.Records[2].ErrorCode != "" {
+		t.Fatalf("good records failed: %s", r.body)
+	}
+	if res := r.resp.Records[1]; res.ErrorCode != "" && res.ErrorCode != ingest.CodeInvalidJSON {
+		t.Fatalf("bad record: %+v", res)
+	}
+	for _, rec := range p.produced() {
+		if !utf8.Valid(rec.Value) {
+			t.Errorf("produced a value that is not UTF-8: %q", rec.Value)
+		}
+	}
+}
