@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 )
 
 // API serves the admin endpoints:
@@ -14,12 +15,18 @@ import (
 //	GET  /v1/streams              POST /v1/streams     GET /v1/streams/{name}
 //	GET  /v1/tables               POST /v1/tables      GET /v1/tables/{name}
 //	GET  /v1/pipelines            POST /v1/pipelines   GET /v1/pipelines/{name}
-//	GET  /v1/pipelines/{name}/status
+//	GET  /v1/pipelines/{name}/status   POST /v1/pipelines/{name}/pause|resume
+//	GET  /v1/functions                GET /v1/functions/{name}   PUT /v1/functions/{name}
+//	POST /v1/functions/{name}/versions
+//	PUT  /v1/functions/{name}/aliases/{alias}
+//	GET  /v1/functions/{name}/logs
 type API struct {
 	Reg *Registry
 	// Status reports a pipeline's partitions as this process runs them; nil
 	// when this process runs no workers.
 	Status func(ctx context.Context, pipeline string) (any, bool)
+	// Logs returns a function's recent log lines kept by this process.
+	Logs func(function string, limit int) any
 }
 
 // MaxAdminBody bounds an admin request body.
@@ -37,6 +44,107 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/tables", create(a.Reg.CreateTable))
 	mux.HandleFunc("POST /v1/pipelines", create(a.Reg.CreatePipeline))
 	mux.HandleFunc("GET /v1/pipelines/{name}/status", a.status)
+	mux.HandleFunc("POST /v1/pipelines/{name}/pause", a.pause(true))
+	mux.HandleFunc("POST /v1/pipelines/{name}/resume", a.pause(false))
+	mux.HandleFunc("GET /v1/functions", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, a.Reg.Functions()) })
+	mux.HandleFunc("GET /v1/functions/{name}", getOne("function", a.Reg.Function))
+	mux.HandleFunc("PUT /v1/functions/{name}", a.deployFunction)
+	mux.HandleFunc("POST /v1/functions/{name}/versions", a.publish)
+	mux.HandleFunc("PUT /v1/functions/{name}/aliases/{alias}", a.alias)
+	mux.HandleFunc("GET /v1/functions/{name}/logs", a.logs)
+}
+
+// DeployRequest is the body of PUT /v1/functions/{name}.
+type DeployRequest struct {
+	FunctionConfig
+	Code []byte `json:"code"` // base64 in JSON
+}
+
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooLarge *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooLarge):
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the %d-byte limit", limit))
+		case errors.Is(err, io.EOF):
+			writeError(w, http.StatusBadRequest, "invalid JSON body: empty body")
+		default:
+			writeError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error())
+		}
+		return false
+	}
+	return true
+}
+
+func writeResult(w http.ResponseWriter, status int, v any, err error) {
+	switch {
+	case errors.Is(err, ErrInvalid):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, ErrExists):
+		writeError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	default:
+		writeJSON(w, status, v)
+	}
+}
+
+func (a *API) deployFunction(w http.ResponseWriter, r *http.Request) {
+	var req DeployRequest
+	if !decodeBody(w, r, MaxCodeBytes/3*4+MaxAdminBody, &req) {
+		return
+	}
+	f, err := a.Reg.DeployFunction(r.Context(), r.PathValue("name"), req.FunctionConfig, req.Code)
+	writeResult(w, http.StatusOK, f, err)
+}
+
+func (a *API) publish(w http.ResponseWriter, r *http.Request) {
+	v, err := a.Reg.PublishFunction(r.Context(), r.PathValue("name"))
+	writeResult(w, http.StatusCreated, v, err)
+}
+
+func (a *API) alias(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Version int `json:"version"`
+	}
+	if !decodeBody(w, r, MaxAdminBody, &req) {
+		return
+	}
+	f, err := a.Reg.SetAlias(r.Context(), r.PathValue("name"), r.PathValue("alias"), req.Version)
+	writeResult(w, http.StatusOK, f, err)
+}
+
+func (a *API) pause(paused bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := a.Reg.SetPaused(r.Context(), r.PathValue("name"), paused)
+		writeResult(w, http.StatusOK, p, err)
+	}
+}
+
+func (a *API) logs(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if _, ok := a.Reg.Function(name); !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("function %q does not exist", name))
+		return
+	}
+	limit := 1000
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit must be a positive integer, got %q", s))
+			return
+		}
+		limit = n
+	}
+	var lines any = []any{}
+	if a.Logs != nil {
+		lines = a.Logs(name, limit)
+	}
+	writeJSON(w, http.StatusOK, lines)
 }
 
 func getOne[T any](kind string, get func(string) (T, bool)) http.HandlerFunc {
@@ -53,26 +161,11 @@ func getOne[T any](kind string, get func(string) (T, bool)) http.HandlerFunc {
 func create[T any](f func(context.Context, T) (T, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var v T
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxAdminBody))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&v); err != nil {
-			if errors.Is(err, io.EOF) {
-				err = errors.New("empty body")
-			}
-			writeError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error())
+		if !decodeBody(w, r, MaxAdminBody, &v) {
 			return
 		}
 		out, err := f(r.Context(), v)
-		switch {
-		case errors.Is(err, ErrInvalid):
-			writeError(w, http.StatusBadRequest, err.Error())
-		case errors.Is(err, ErrExists):
-			writeError(w, http.StatusConflict, err.Error())
-		case err != nil:
-			writeError(w, http.StatusInternalServerError, err.Error())
-		default:
-			writeJSON(w, http.StatusCreated, out)
-		}
+		writeResult(w, http.StatusCreated, out, err)
 	}
 }
 

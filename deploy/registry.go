@@ -40,7 +40,10 @@ type Registry struct {
 	streams   map[string]Stream
 	tables    map[string]Table
 	pipelines map[string]Pipeline
+	functions map[string]Function
 	changed   chan struct{} // closed and replaced on every change
+
+	fnMu sync.Mutex // serializes read-modify-write of functions
 }
 
 // Open loads the registry from bucket.
@@ -66,10 +69,14 @@ func (r *Registry) Reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	functions, err := load[Function](ctx, r.bucket, "functions")
+	if err != nil {
+		return err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	same := fmt.Sprint(streams, tables, pipelines) == fmt.Sprint(r.streams, r.tables, r.pipelines)
-	r.streams, r.tables, r.pipelines = streams, tables, pipelines
+	same := fmt.Sprint(streams, tables, pipelines, functions) == fmt.Sprint(r.streams, r.tables, r.pipelines, r.functions)
+	r.streams, r.tables, r.pipelines, r.functions = streams, tables, pipelines, functions
 	if !same {
 		r.notifyLocked()
 	}
@@ -169,12 +176,41 @@ func (r *Registry) CreatePipeline(ctx context.Context, p Pipeline) (Pipeline, er
 	if _, ok := r.Table(p.Table); !ok {
 		errs = append(errs, fmt.Errorf("table %q does not exist (create it first)", p.Table))
 	}
+	if p.Function != "" {
+		name, q := SplitQualifier(p.Function)
+		if f, ok := r.Function(name); !ok {
+			errs = append(errs, fmt.Errorf("function %q does not exist (deploy it first)", name))
+		} else if _, _, err := f.Resolve(q); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return p, fmt.Errorf("%w pipeline: %w", ErrInvalid, err)
 	}
 	if _, ok := r.Pipeline(p.Name); ok {
 		return p, fmt.Errorf("pipeline %q %w", p.Name, ErrExists)
 	}
+	if err := r.save(ctx, "pipelines", p.Name, p); err != nil {
+		return p, err
+	}
+	r.mu.Lock()
+	r.pipelines[p.Name] = p
+	r.notifyLocked()
+	r.mu.Unlock()
+	return p, nil
+}
+
+// SetPaused pauses or resumes a pipeline. Workers drain the batch in flight,
+// write and commit it, then stop taking records; resuming picks up where the
+// progress records say.
+func (r *Registry) SetPaused(ctx context.Context, name string, paused bool) (Pipeline, error) {
+	r.fnMu.Lock()
+	defer r.fnMu.Unlock()
+	p, ok := r.Pipeline(name)
+	if !ok {
+		return p, fmt.Errorf("pipeline %q %w", name, ErrNotFound)
+	}
+	p.Paused = paused
 	if err := r.save(ctx, "pipelines", p.Name, p); err != nil {
 		return p, err
 	}

@@ -70,10 +70,15 @@ type Table struct {
 // Pipeline connects a stream to a table. Without a function it copies each
 // record's data into the table as it is (a "direct" pipeline).
 type Pipeline struct {
-	Name     string `json:"name"`
-	Stream   string `json:"stream"`
+	Name   string `json:"name"`
+	Stream string `json:"stream"`
+	// Function is "name" (its $LATEST), "name:N" (version N) or
+	// "name:alias". The qualifier is resolved at every batch, per
+	// partition, so moving an alias takes effect without a restart.
 	Function string `json:"function,omitempty"`
 	Table    string `json:"table"`
+	// Paused pipelines hold their partitions' progress and process nothing.
+	Paused bool `json:"paused,omitempty"`
 	// BatchSize, BatchBytes and BatchWindow bound each per-partition batch:
 	// a batch is cut at whichever comes first.
 	BatchSize   int      `json:"batch_size"`
@@ -131,9 +136,6 @@ func (p *Pipeline) normalize() error {
 	var errs []error
 	if !schemas.ValidName(p.Name) {
 		errs = append(errs, fmt.Errorf("pipeline name %q must be letters, digits and _ (starting with a letter or _)", p.Name))
-	}
-	if p.Function != "" {
-		errs = append(errs, fmt.Errorf("function %q: pipelines with functions are not supported yet; leave function empty for a direct pipeline", p.Function))
 	}
 	if p.BatchSize == 0 {
 		p.BatchSize = DefaultBatchSize

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -107,58 +105,3 @@ func runPut(args []string) error {
 	return nil
 }
 
-// getJSON fetches an admin endpoint and pretty-prints it.
-func getJSON(server, path string) error {
-	resp, err := http.Get(strings.TrimRight(server, "/") + path)
-	if err != nil {
-		return fmt.Errorf("cannot reach sluice server %s (set --server or SLUICE_SERVER): %w", server, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return errors.New(e.Error)
-		}
-		return fmt.Errorf("%s: %s", resp.Status, data)
-	}
-	_, err = os.Stdout.Write(data)
-	return err
-}
-
-func runList(kind string) func([]string) error {
-	return func(args []string) error {
-		fs := flag.NewFlagSet(kind, flag.ContinueOnError)
-		server := fs.String("server", defaultServer(), "sluice server URL")
-		pos, err := parseInterleaved(fs, args)
-		if err != nil {
-			return err
-		}
-		switch {
-		case len(pos) == 1 && pos[0] == "list":
-			return getJSON(*server, "/v1/"+kind)
-		case len(pos) == 2 && pos[0] == "show":
-			return getJSON(*server, "/v1/"+kind+"/"+pos[1])
-		}
-		return fmt.Errorf("usage: sluice %s list | show NAME", strings.TrimSuffix(kind, "s"))
-	}
-}
-
-func runPipeline(args []string) error {
-	if len(args) >= 2 && args[0] == "status" {
-		fs := flag.NewFlagSet("pipeline status", flag.ContinueOnError)
-		server := fs.String("server", defaultServer(), "sluice server URL")
-		pos, err := parseInterleaved(fs, args[1:])
-		if err != nil {
-			return err
-		}
-		if len(pos) != 1 {
-			return errors.New("usage: sluice pipeline status NAME")
-		}
-		return getJSON(*server, "/v1/pipelines/"+pos[0]+"/status")
-	}
-	return runList("pipelines")(args)
-}

@@ -16,8 +16,16 @@ Usage:
       send NDJSON records (one JSON value per line) to a stream
   sluice sql [--format table|json|csv] [--server URL] "SQL"
       run a query and print the rows
-  sluice stream|table|pipeline list [--server URL]
-      show the registry
+  sluice stream create NAME [--partitions N] [--retention DUR]
+  sluice table create NAME --schema FILE [--file-age DUR]
+  sluice pipeline create NAME --stream S [--function F[:QUALIFIER]] --table T
+                  [--batch-size N] [--batch-window DUR]
+  sluice pipeline status|pause|resume NAME
+  sluice fn deploy NAME --runtime wasm|exec --code PATH [--memory SIZE] [--timeout DUR] [--env K=V ...]
+  sluice fn publish NAME
+  sluice fn alias NAME ALIAS --version N
+  sluice fn logs NAME [--limit N]
+  sluice stream|table|pipeline|fn list | show NAME
 
 Client commands talk to --server (default $SLUICE_SERVER, else http://127.0.0.1:8080).
 Run "sluice COMMAND -h" for a command's flags.
@@ -32,9 +40,10 @@ func main() {
 		"up":       runUp,
 		"put":      runPut,
 		"sql":      runSQL,
-		"stream":   runList("streams"),
-		"table":    runList("tables"),
-		"pipeline": runPipeline,
+		"stream":   streamCommands(),
+		"table":    tableCommands(),
+		"pipeline": pipelineCommands(),
+		"fn":       fnCommands(),
 	}
 	name, args := os.Args[1], os.Args[2:]
 	if name == "-h" || name == "--help" || name == "help" {

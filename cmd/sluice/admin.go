@@ -1,0 +1,286 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/sluice-dev/sluice/deploy"
+	"github.com/sluice-dev/sluice/schemas"
+)
+
+// admin is a client of the admin API.
+type admin struct{ server string }
+
+// call sends body (JSON-encoded if not nil) and prints the JSON answer.
+func (a admin) call(method, path string, body any) error {
+	var rd io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, strings.TrimRight(a.server, "/")+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach sluice server %s (set --server or SLUICE_SERVER): %w", a.server, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var e struct{ Error string }
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			return errors.New(e.Error)
+		}
+		return fmt.Errorf("%s: %s", resp.Status, data)
+	}
+	_, err = os.Stdout.Write(data)
+	return err
+}
+
+// command is a subcommand's flags and positional arguments.
+type command struct {
+	fs     *flag.FlagSet
+	server *string
+}
+
+func newCommand(name string) command {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	return command{fs: fs, server: fs.String("server", defaultServer(), "sluice server URL")}
+}
+
+// parse parses args and checks the number of positional arguments.
+func (c command) parse(args []string, want int, usage string) ([]string, error) {
+	pos, err := parseInterleaved(c.fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) != want {
+		return nil, errors.New("usage: sluice " + usage)
+	}
+	return pos, nil
+}
+
+func (c command) admin() admin { return admin{server: *c.server} }
+
+// subcommands dispatches "sluice GROUP VERB ...".
+func subcommands(group string, verbs map[string]func([]string) error) func([]string) error {
+	return func(args []string) error {
+		if len(args) == 0 || verbs[args[0]] == nil {
+			names := make([]string, 0, len(verbs))
+			for v := range verbs {
+				names = append(names, v)
+			}
+			slices.Sort(names)
+			return fmt.Errorf("usage: sluice %s %s ...", group, strings.Join(names, "|"))
+		}
+		return verbs[args[0]](args[1:])
+	}
+}
+
+func listAndShow(kind string) map[string]func([]string) error {
+	return map[string]func([]string) error{
+		"list": func(args []string) error {
+			c := newCommand(kind + " list")
+			if _, err := c.parse(args, 0, kind+" list"); err != nil {
+				return err
+			}
+			return c.admin().call("GET", "/v1/"+kind+"s", nil)
+		},
+		"show": func(args []string) error {
+			c := newCommand(kind + " show")
+			pos, err := c.parse(args, 1, kind+" show NAME")
+			if err != nil {
+				return err
+			}
+			return c.admin().call("GET", "/v1/"+kind+"s/"+url.PathEscape(pos[0]), nil)
+		},
+	}
+}
+
+func streamCommands() func([]string) error {
+	verbs := listAndShow("stream")
+	verbs["create"] = func(args []string) error {
+		c := newCommand("stream create")
+		partitions := c.fs.Int("partitions", deploy.DefaultPartitions, "number of partitions")
+		retention := c.fs.Duration("retention", deploy.DefaultRetention, "how long Kafka keeps records")
+		pos, err := c.parse(args, 1, "stream create NAME [--partitions N] [--retention DUR]")
+		if err != nil {
+			return err
+		}
+		return c.admin().call("POST", "/v1/streams", deploy.Stream{Name: pos[0], Partitions: int32(*partitions), Retention: deploy.Duration(*retention)})
+	}
+	return subcommands("stream", verbs)
+}
+
+func tableCommands() func([]string) error {
+	verbs := listAndShow("table")
+	verbs["create"] = func(args []string) error {
+		c := newCommand("table create")
+		schemaFile := c.fs.String("schema", "", "JSON file with the table schema: {\"columns\": [{\"name\": ..., \"type\": ...}], \"time_column\": ...}")
+		fileAge := c.fs.Duration("file-age", 0, "write buffered rows at least this often (default 10s)")
+		pos, err := c.parse(args, 1, "table create NAME --schema FILE [--file-age DUR]")
+		if err != nil {
+			return err
+		}
+		if *schemaFile == "" {
+			return errors.New("--schema FILE is required")
+		}
+		data, err := os.ReadFile(*schemaFile)
+		if err != nil {
+			return fmt.Errorf("cannot read schema: %w", err)
+		}
+		var s schemas.Schema
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&s); err != nil {
+			return fmt.Errorf("cannot parse schema %s: %w", *schemaFile, err)
+		}
+		return c.admin().call("POST", "/v1/tables", deploy.Table{Name: pos[0], Schema: s, FileAge: deploy.Duration(*fileAge)})
+	}
+	return subcommands("table", verbs)
+}
+
+func pipelineCommands() func([]string) error {
+	verbs := listAndShow("pipeline")
+	verbs["create"] = func(args []string) error {
+		c := newCommand("pipeline create")
+		stream := c.fs.String("stream", "", "stream to read")
+		function := c.fs.String("function", "", "function[:version|alias] to run (none: copy records as they are)")
+		table := c.fs.String("table", "", "table to write")
+		size := c.fs.Int("batch-size", 0, "records per batch (default 100)")
+		window := c.fs.Duration("batch-window", 0, "longest wait to fill a batch (default 500ms)")
+		pos, err := c.parse(args, 1, "pipeline create NAME --stream S [--function F[:QUALIFIER]] --table T [--batch-size N] [--batch-window DUR]")
+		if err != nil {
+			return err
+		}
+		return c.admin().call("POST", "/v1/pipelines", deploy.Pipeline{Name: pos[0], Stream: *stream, Function: *function,
+			Table: *table, BatchSize: *size, BatchWindow: deploy.Duration(*window)})
+	}
+	for _, verb := range []string{"status", "pause", "resume"} {
+		method, path := "POST", "/"+verb
+		if verb == "status" {
+			method = "GET"
+		}
+		verbs[verb] = func(args []string) error {
+			c := newCommand("pipeline " + verb)
+			pos, err := c.parse(args, 1, "pipeline "+verb+" NAME")
+			if err != nil {
+				return err
+			}
+			return c.admin().call(method, "/v1/pipelines/"+url.PathEscape(pos[0])+path, nil)
+		}
+	}
+	return subcommands("pipeline", verbs)
+}
+
+// envFlags collects repeated --env K=V.
+type envFlags map[string]string
+
+func (e envFlags) String() string { return fmt.Sprint(map[string]string(e)) }
+func (e envFlags) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want K=V, got %q", s)
+	}
+	e[k] = v
+	return nil
+}
+
+// parseSize reads 128MiB, 1GiB, 512MB, 65536.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
+	for _, u := range units {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("size %q: %w", s, err)
+			}
+			return n * u.mult, nil
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("size %q: want bytes or a number with KiB, MiB, GiB", s)
+	}
+	return n, nil
+}
+
+func fnCommands() func([]string) error {
+	verbs := listAndShow("function")
+	verbs["deploy"] = func(args []string) error {
+		c := newCommand("fn deploy")
+		runtime := c.fs.String("runtime", "", "wasm or exec")
+		code := c.fs.String("code", "", "path of the wasm module or executable")
+		memory := c.fs.String("memory", "", "memory limit, e.g. 128MiB (default 128MiB)")
+		timeout := c.fs.Duration("timeout", 0, "per-batch time limit (default 30s)")
+		env := envFlags{}
+		c.fs.Var(env, "env", "K=V environment variable (repeatable)")
+		pos, err := c.parse(args, 1, "fn deploy NAME --runtime wasm|exec --code PATH [--memory SIZE] [--timeout DUR] [--env K=V ...]")
+		if err != nil {
+			return err
+		}
+		var mem int64
+		if *memory != "" {
+			if mem, err = parseSize(*memory); err != nil {
+				return err
+			}
+		}
+		data, err := os.ReadFile(*code)
+		if err != nil {
+			return fmt.Errorf("cannot read --code: %w", err)
+		}
+		req := deploy.DeployRequest{Code: data, FunctionConfig: deploy.FunctionConfig{
+			Runtime: *runtime, Memory: mem, Timeout: deploy.Duration(*timeout), Env: env}}
+		return c.admin().call("PUT", "/v1/functions/"+url.PathEscape(pos[0]), req)
+	}
+	verbs["publish"] = func(args []string) error {
+		c := newCommand("fn publish")
+		pos, err := c.parse(args, 1, "fn publish NAME")
+		if err != nil {
+			return err
+		}
+		return c.admin().call("POST", "/v1/functions/"+url.PathEscape(pos[0])+"/versions", nil)
+	}
+	verbs["alias"] = func(args []string) error {
+		c := newCommand("fn alias")
+		version := c.fs.Int("version", 0, "published version the alias points at")
+		pos, err := c.parse(args, 2, "fn alias NAME ALIAS --version N")
+		if err != nil {
+			return err
+		}
+		return c.admin().call("PUT", "/v1/functions/"+url.PathEscape(pos[0])+"/aliases/"+url.PathEscape(pos[1]), map[string]int{"version": *version})
+	}
+	verbs["logs"] = func(args []string) error {
+		c := newCommand("fn logs")
+		limit := c.fs.Int("limit", 100, "most recent lines to show")
+		pos, err := c.parse(args, 1, "fn logs NAME [--limit N]")
+		if err != nil {
+			return err
+		}
+		return c.admin().call("GET", fmt.Sprintf("/v1/functions/%s/logs?limit=%d", url.PathEscape(pos[0]), *limit), nil)
+	}
+	return subcommands("fn", verbs)
+}
+
