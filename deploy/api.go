@@ -22,9 +22,9 @@ import (
 //	GET  /v1/functions/{name}/logs
 type API struct {
 	Reg *Registry
-	// Status reports a pipeline's partitions as this process runs them; nil
-	// when this process runs no workers.
-	Status func(ctx context.Context, pipeline string) (any, bool)
+	// Status reports a pipeline's partitions; nil when this process runs no
+	// workers.
+	Status func(ctx context.Context, pipeline string) (any, error)
 	// Logs returns a function's recent log lines kept by this process.
 	Logs func(function string, limit int) any
 }
@@ -178,9 +178,12 @@ func (a *API) status(w http.ResponseWriter, r *http.Request) {
 	}
 	var parts any = []any{}
 	if a.Status != nil {
-		if st, ok := a.Status(r.Context(), name); ok {
-			parts = st
+		st, err := a.Status(r.Context(), name)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "cannot read status: "+err.Error())
+			return
 		}
+		parts = st
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"pipeline": p, "partitions": parts})
 }

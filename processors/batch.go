@@ -15,6 +15,7 @@ type Pipeline struct {
 	Name        string
 	Group       string // Kafka consumer group
 	Stream      string // Kafka topic
+	Function    string // function[:qualifier]; empty for a direct pipeline
 	Table       string
 	Schema      *schemas.Schema
 	BatchSize   int

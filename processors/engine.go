@@ -2,13 +2,18 @@ package processors
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/sluice-dev/sluice/deploy"
+	"github.com/sluice-dev/sluice/internal/kafkax"
 	"github.com/sluice-dev/sluice/internal/objstore"
+	"github.com/sluice-dev/sluice/sink"
 )
 
 // ReloadInterval is how often the engine re-reads the registry from the
@@ -26,6 +31,7 @@ type Engine struct {
 
 	mu      sync.Mutex
 	runners map[string]*runnerHandle
+	admin   *kgo.Client // for end offsets in status; created on first use
 }
 
 type runnerHandle struct {
@@ -62,6 +68,9 @@ func (e *Engine) Run(ctx context.Context) {
 func (e *Engine) resolve() map[string]Pipeline {
 	out := map[string]Pipeline{}
 	for _, p := range e.reg.Pipelines() {
+		if p.Paused {
+			continue
+		}
 		t, ok := e.reg.Table(p.Table)
 		if !ok {
 			e.log.Warn("pipeline's table does not exist; not running it", "pipeline", p.Name, "table", p.Table)
@@ -69,7 +78,7 @@ func (e *Engine) resolve() map[string]Pipeline {
 		}
 		schema := t.Schema
 		out[p.Name] = Pipeline{
-			Name: p.Name, Group: p.ConsumerGroup(), Stream: p.Stream, Table: p.Table, Schema: &schema,
+			Name: p.Name, Group: p.ConsumerGroup(), Stream: p.Stream, Function: p.Function, Table: p.Table, Schema: &schema,
 			BatchSize: p.BatchSize, BatchBytes: p.BatchBytes, BatchWindow: time.Duration(p.BatchWindow),
 			FileBytes: t.FileBytes, FileAge: time.Duration(t.FileAge),
 		}
@@ -109,7 +118,7 @@ func (e *Engine) sync() {
 }
 
 func sameSpec(a, b Pipeline) bool {
-	return a.Stream == b.Stream && a.Table == b.Table && a.BatchSize == b.BatchSize &&
+	return a.Stream == b.Stream && a.Table == b.Table && a.Function == b.Function && a.BatchSize == b.BatchSize &&
 		a.BatchBytes == b.BatchBytes && a.BatchWindow == b.BatchWindow && a.FileBytes == b.FileBytes &&
 		a.FileAge == b.FileAge && slices.Equal(a.Schema.Columns, b.Schema.Columns)
 }
@@ -124,6 +133,9 @@ func (h *runnerHandle) stop() {
 func (e *Engine) stopAll() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.admin != nil {
+		defer e.admin.Close()
+	}
 	var wg sync.WaitGroup
 	for name, h := range e.runners {
 		wg.Go(func() {
@@ -136,15 +148,69 @@ func (e *Engine) stopAll() {
 	wg.Wait()
 }
 
-// Status reports the partitions of pipeline name that this process runs.
-func (e *Engine) Status(ctx context.Context, name string) ([]PartitionStatus, bool) {
-	e.mu.Lock()
-	h, ok := e.runners[name]
-	e.mu.Unlock()
+// Status reports every partition of pipeline name: those this process runs
+// as they are now, the others (paused, or owned by another worker) from
+// their progress records in the object store.
+func (e *Engine) Status(ctx context.Context, name string) ([]PartitionStatus, error) {
+	p, ok := e.reg.Pipeline(name)
 	if !ok {
-		return nil, false
+		return nil, fmt.Errorf("pipeline %q does not exist", name)
 	}
-	st := h.r.status(ctx)
-	slices.SortFunc(st, func(a, b PartitionStatus) int { return int(a.Partition - b.Partition) })
-	return st, true
+	s, ok := e.reg.Stream(p.Stream)
+	if !ok {
+		return nil, fmt.Errorf("stream %q of pipeline %q does not exist", p.Stream, name)
+	}
+	local := map[int32]PartitionStatus{}
+	e.mu.Lock()
+	h := e.runners[name]
+	e.mu.Unlock()
+	if h != nil {
+		for _, st := range h.r.snapshot() {
+			local[st.Partition] = st
+		}
+	}
+	out := make([]PartitionStatus, 0, s.Partitions)
+	for id := range s.Partitions {
+		st, ok := local[id]
+		if !ok {
+			st = PartitionStatus{Partition: id, State: StateUnassigned}
+			if p.Paused {
+				st.State = StatePaused
+			}
+			prog, err := sink.LoadProgress(ctx, e.bucket, name, p.Stream, id)
+			if err != nil {
+				return nil, err
+			}
+			if prog != nil {
+				st.Committed, st.Since = prog.Next, prog.Updated
+			}
+		}
+		out = append(out, st)
+	}
+	if ends, err := e.endOffsets(ctx, p.Stream); err == nil {
+		for i := range out {
+			out[i].EndOffset = ends[out[i].Partition]
+			out[i].Lag = max(out[i].EndOffset-out[i].Committed, 0)
+		}
+	} else {
+		e.log.Warn("cannot read end offsets for status", "stream", p.Stream, "err", err)
+	}
+	return out, nil
+}
+
+// endOffsets asks Kafka for the stream's end offsets, with a client shared
+// by all status calls.
+func (e *Engine) endOffsets(ctx context.Context, stream string) (map[int32]int64, error) {
+	e.mu.Lock()
+	if e.admin == nil {
+		cl, err := kafkax.NewClient(e.brokers)
+		if err != nil {
+			e.mu.Unlock()
+			return nil, err
+		}
+		e.admin = cl
+	}
+	cl := e.admin
+	e.mu.Unlock()
+	return kafkax.EndOffsets(ctx, cl, stream)
 }

@@ -14,6 +14,11 @@ import (
 const (
 	StateRunning  = "running"
 	StateRetrying = "retrying"
+	// StatePaused: the pipeline is paused; its progress is held.
+	StatePaused = "paused"
+	// StateUnassigned: no worker of this process owns the partition (another
+	// worker may, or a rebalance is in progress).
+	StateUnassigned = "unassigned"
 )
 
 // PartitionStatus is what an operator sees of one partition of a pipeline.

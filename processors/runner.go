@@ -214,20 +214,13 @@ func (r *runner) close() {
 	r.cl.Close()
 }
 
-// status reports every partition this process owns, with end offsets and lag.
-func (r *runner) status(ctx context.Context) []PartitionStatus {
+// snapshot reports every partition this process owns.
+func (r *runner) snapshot() []PartitionStatus {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	out := make([]PartitionStatus, 0, len(r.parts))
 	for _, run := range r.parts {
 		out = append(out, run.pt.snapshot())
-	}
-	r.mu.Unlock()
-	ends, err := kafkax.EndOffsets(ctx, r.cl, r.p.Stream)
-	for i := range out {
-		if err == nil {
-			out[i].EndOffset = ends[out[i].Partition]
-			out[i].Lag = max(out[i].EndOffset-out[i].Committed, 0)
-		}
 	}
 	return out
 }

@@ -34,6 +34,12 @@ func progressKey(pipeline, stream string, partition int32) string {
 	return fmt.Sprintf("_sluice/progress/%s/%s/%d.json", pipeline, stream, partition)
 }
 
+// LoadProgress reads the progress of (pipeline, stream, partition); nil if
+// the partition was never written.
+func LoadProgress(ctx context.Context, b objstore.Bucket, pipeline, stream string, partition int32) (*Progress, error) {
+	return loadProgress(ctx, b, progressKey(pipeline, stream, partition))
+}
+
 func loadProgress(ctx context.Context, b objstore.Bucket, key string) (*Progress, error) {
 	data, err := b.Get(ctx, key)
 	if objstore.IsNotFound(err) {

@@ -128,7 +128,7 @@ func up(c upConfig, log *slog.Logger) error {
 		Producer: producer, Log: log,
 		StreamExists: func(name string) bool { _, ok := reg.Stream(name); return ok },
 	})
-	(&deploy.API{Reg: reg, Status: func(ctx context.Context, name string) (any, bool) {
+	(&deploy.API{Reg: reg, Status: func(ctx context.Context, name string) (any, error) {
 		return engine.Status(ctx, name)
 	}}).Register(mux)
 	mux.Handle("/v1/query", qe.Handler())
