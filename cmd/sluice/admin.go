@@ -283,4 +283,3 @@ func fnCommands() func([]string) error {
 	}
 	return subcommands("fn", verbs)
 }
-

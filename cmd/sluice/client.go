@@ -104,4 +104,3 @@ func runPut(args []string) error {
 	}
 	return nil
 }
-
