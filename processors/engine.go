@@ -24,6 +24,13 @@ const ReloadInterval = 10 * time.Second
 // consumer-group member per pipeline. Start more processes with the worker
 // role and Kafka spreads the partitions over them.
 type Engine struct {
+	// InstanceID, when set, makes this process a static member of every
+	// pipeline's consumer group (KIP-345): restarted with the same ID, it
+	// gets its partitions back at once instead of waiting for the session
+	// timeout of its previous incarnation. It must be unique per worker
+	// process and stable across its restarts. Set it before Run.
+	InstanceID string
+
 	reg     *deploy.Registry
 	bucket  objstore.Bucket
 	brokers []string
@@ -101,7 +108,7 @@ func (e *Engine) sync() {
 		if _, ok := e.runners[name]; ok {
 			continue
 		}
-		r, err := newRunner(spec, e.bucket, e.brokers, e.log)
+		r, err := newRunner(spec, e.bucket, e.brokers, e.InstanceID, e.log)
 		if err != nil {
 			e.log.Error("cannot start pipeline", "pipeline", name, "err", err)
 			continue

@@ -43,9 +43,13 @@ type running struct {
 	done   chan struct{}
 }
 
-func newRunner(p Pipeline, bucket objstore.Bucket, brokers []string, log *slog.Logger) (*runner, error) {
+func newRunner(p Pipeline, bucket objstore.Bucket, brokers []string, instanceID string, log *slog.Logger) (*runner, error) {
 	r := &runner{p: p, bucket: bucket, brokers: brokers, log: log.With("pipeline", p.Name), parts: map[int32]*running{}}
-	cl, err := kafkax.NewClient(brokers,
+	var opts []kgo.Opt
+	if instanceID != "" {
+		opts = append(opts, kgo.InstanceID(instanceID))
+	}
+	cl, err := kafkax.NewClient(brokers, append(opts,
 		kgo.ConsumerGroup(p.Group),
 		kgo.ConsumeTopics(p.Stream),
 		kgo.DisableAutoCommit(),
@@ -55,7 +59,7 @@ func newRunner(p Pipeline, bucket objstore.Bucket, brokers []string, log *slog.L
 		kgo.OnPartitionsRevoked(func(ctx context.Context, _ *kgo.Client, lost map[string][]int32) { r.stop(lost[p.Stream], true) }),
 		kgo.OnPartitionsLost(func(ctx context.Context, _ *kgo.Client, lost map[string][]int32) { r.stop(lost[p.Stream], false) }),
 		kgo.AdjustFetchOffsetsFn(r.assign),
-	)
+	)...)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/sluice-dev/sluice/internal/failpoint"
 	"github.com/sluice-dev/sluice/internal/objstore"
 	"github.com/sluice-dev/sluice/schemas"
 )
@@ -147,15 +148,18 @@ func (w *Writer) Flush(ctx context.Context) (int64, error) {
 		if err := saveProgress(ctx, w.cfg.Bucket, w.progressKey, pending); err != nil {
 			return -1, fmt.Errorf("cannot write %s: %w", where, err)
 		}
+		failpoint.Hit("sink.after-pending")
 		for _, k := range keys {
 			if err := w.cfg.Bucket.Put(ctx, k, w.encoded[k]); err != nil {
 				return -1, fmt.Errorf("cannot write %s: %w", where, err)
 			}
+			failpoint.Hit("sink.after-file")
 		}
 	}
 	if err := saveProgress(ctx, w.cfg.Bucket, w.progressKey, Progress{Next: next}); err != nil {
 		return -1, fmt.Errorf("cannot write %s: %w", where, err)
 	}
+	failpoint.Hit("sink.after-progress")
 	w.release()
 	w.first, w.last, w.bytes, w.next = -1, -1, 0, next
 	return next, nil

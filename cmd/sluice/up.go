@@ -118,6 +118,9 @@ func up(c upConfig, log *slog.Logger) error {
 	defer stopStep(log, "query engine", func() { qe.Close() })
 
 	engine := processors.NewEngine(reg, bucket, brokers, log)
+	// One worker per data directory: a static group member, so a restart
+	// (even after a crash) resumes at once.
+	engine.InstanceID = "sluice-up"
 	engineCtx, stopEngine := context.WithCancel(context.Background())
 	engineDone := make(chan struct{})
 	go func() { defer close(engineDone); engine.Run(engineCtx) }()

@@ -73,9 +73,16 @@ type Server struct {
 // The process is killed at the end of the test if still running.
 func Up(t testing.TB, data string, extra ...string) *Server {
 	t.Helper()
+	return UpEnv(t, data, nil, extra...)
+}
+
+// UpEnv is Up with extra environment variables (KEY=VALUE).
+func UpEnv(t testing.TB, data string, env []string, extra ...string) *Server {
+	t.Helper()
 	s := &Server{t: t, Data: data, HTTPAddr: FreeAddr(t), KafkaAddr: FreeAddr(t), log: &syncWriter{}, exited: make(chan struct{})}
 	args := append([]string{"up", "--data", data, "--listen", s.HTTPAddr, "--kafka-listen", s.KafkaAddr}, extra...)
 	s.cmd = exec.Command(Binary(t), args...)
+	s.cmd.Env = append(os.Environ(), env...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -136,6 +143,22 @@ func (s *Server) Stop() {
 	}
 	if !s.cmd.ProcessState.Success() {
 		s.t.Fatalf("sluice up exited with %v\n%s", s.cmd.ProcessState, s.Log())
+	}
+}
+
+// Kill sends SIGKILL (if the process still runs) and waits for it to end.
+func (s *Server) Kill() {
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.exited
+}
+
+// Exited reports whether the process has ended (say, at a failpoint).
+func (s *Server) Exited(within time.Duration) bool {
+	select {
+	case <-s.exited:
+		return true
+	case <-time.After(within):
+		return false
 	}
 }
 

@@ -1,0 +1,33 @@
+package fn
+
+import (
+	"fmt"
+	"syscall"
+	"unsafe"
+)
+
+func sysProcAttr() *syscall.SysProcAttr {
+	// Own process group, so a timeout kills the function's children too;
+	// SIGKILL if the host dies.
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}
+
+func killGroup(pid int) {
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+}
+
+// setMemoryLimit sets RLIMIT_DATA of a running process (prlimit(2)): since
+// Linux 4.7 it bounds the private writable memory (heap, anonymous mappings),
+// which is what a function allocates. RLIMIT_AS would also count address space
+// that is only reserved (a Go 1.26 binary reserves about 1.2 GB at start, V8
+// more) and kill such programs at any useful limit. It is set right after the
+// process starts, so start-up allocations race it.
+func setMemoryLimit(pid int, bytes int64) error {
+	lim := syscall.Rlimit{Cur: uint64(bytes), Max: uint64(bytes)}
+	_, _, errno := syscall.RawSyscall6(syscall.SYS_PRLIMIT64, uintptr(pid), syscall.RLIMIT_DATA,
+		uintptr(unsafe.Pointer(&lim)), 0, 0, 0)
+	if errno != 0 {
+		return fmt.Errorf("cannot set memory limit: %w", errno)
+	}
+	return nil
+}
