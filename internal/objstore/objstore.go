@@ -1,6 +1,7 @@
 // Package objstore is the object-store boundary: one small interface that the
 // sink, the registry and the query service use, with a local-directory backend
-// (this file's sibling) and, later, an S3 backend behind the same contract.
+// (local.go), an S3 backend (s3.go), and Open (url.go), which picks one from a
+// storage URL.
 package objstore
 
 import (

@@ -1,0 +1,24 @@
+package s3test
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// sysProcAttr kills the server when the test binary dies (a panic, a
+// timeout, a SIGKILL), so no versitygw outlives its test.
+func sysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}
+
+// xattrsWork reports whether dir's filesystem takes user extended attributes,
+// where versitygw's posix backend keeps object metadata by default.
+func xattrsWork(dir string) bool {
+	p := filepath.Join(dir, ".xattr-probe")
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		return false
+	}
+	defer os.Remove(p)
+	return syscall.Setxattr(p, "user.sluice-probe", []byte("1"), 0) == nil
+}

@@ -1,0 +1,11 @@
+//go:build !linux
+
+package s3test
+
+import "syscall"
+
+func sysProcAttr() *syscall.SysProcAttr { return nil }
+
+// xattrsWork is false off Linux: the server keeps metadata in a sidecar
+// directory there.
+func xattrsWork(string) bool { return false }
