@@ -12,6 +12,7 @@ import (
 	"github.com/sluice-dev/sluice/deploy"
 	"github.com/sluice-dev/sluice/ingest"
 	"github.com/sluice-dev/sluice/internal/e2e"
+	"github.com/sluice-dev/sluice/internal/s3test"
 	"github.com/sluice-dev/sluice/schemas"
 )
 
@@ -36,7 +37,18 @@ var failpoints = []string{"sink.after-pending", "sink.after-file", "sink.after-p
 // restarts it with a failpoint that kills it at a chosen instant of the flush
 // protocol while it works through the rest. In the end the table holds every record exactly once.
 // SLUICE_CRASH_QUICK=1 runs 4 rounds of 10,000 records instead.
-func TestCrashLosesNothing(t *testing.T) {
+func TestCrashLosesNothing(t *testing.T) { runCrash(t, nil) }
+
+// TestCrashLosesNothingS3 is the same against a real S3 server (versitygw,
+// see internal/s3test), with `sluice up --storage s3://...`.
+func TestCrashLosesNothingS3(t *testing.T) {
+	srv := s3test.StartServer(t)
+	runCrash(t, srv.Env(), "--storage", srv.URL(srv.Bucket))
+}
+
+// runCrash runs the crash test with extra environment and flags for every
+// `sluice up`.
+func runCrash(t *testing.T, env []string, flags ...string) {
 	rounds, total := crashRounds, crashRecords
 	if os.Getenv("SLUICE_CRASH_QUICK") != "" {
 		rounds, total = 4, 10_000
@@ -45,12 +57,13 @@ func TestCrashLosesNothing(t *testing.T) {
 	data := t.TempDir()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 
-	s := e2e.Up(t, data)
+	up := func(more ...string) *e2e.Server { return e2e.UpEnv(t, data, append(env, more...), flags...) }
+	s := up()
 	createCrashPipeline(t, s)
 	kills, reached := 0, 0
 	for round := range rounds {
 		if round > 0 {
-			s = e2e.Up(t, data)
+			s = up()
 		}
 		// Paused while the records are sent, so that a backlog builds up
 		// and the kill lands while the pipeline is working through it.
@@ -62,7 +75,7 @@ func TestCrashLosesNothing(t *testing.T) {
 		kills++
 
 		fp := fmt.Sprintf("%s:%d", failpoints[round%len(failpoints)], 1+rng.IntN(3))
-		s = e2e.UpEnv(t, data, []string{"SLUICE_FAILPOINT=" + fp})
+		s = up("SLUICE_FAILPOINT=" + fp)
 		if s.Exited(10 * time.Second) {
 			reached++
 		} else {
@@ -76,7 +89,7 @@ func TestCrashLosesNothing(t *testing.T) {
 		t.Fatalf("only %d of %d failpoint kills happened: the test is not exercising the flush protocol", reached, rounds)
 	}
 
-	s = e2e.Up(t, data)
+	s = up()
 	s.WaitCount("select count(*) from crash", int64(total), 3*time.Minute)
 	r, err := s.Query("select count(distinct (_partition, _offset)), count(distinct attrs->>'id'), min((attrs->>'id')::int), max((attrs->>'id')::int) from crash")
 	if err != nil {

@@ -27,6 +27,7 @@ import (
 
 type upConfig struct {
 	data        string
+	storage     string
 	listen      string
 	kafkaListen string
 	queryMemory string
@@ -53,6 +54,7 @@ func runUp(args []string) error {
 	var c upConfig
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	fs.StringVar(&c.data, "data", "./sluice-data", "data directory: Kafka log in DATA/kafka, tables and registry in DATA/objects")
+	fs.StringVar(&c.storage, "storage", "", "object storage for tables, registry and progress: a directory or s3://bucket/prefix?endpoint=host:port&path_style=true&insecure=true (default DATA/objects)")
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "HTTP address of the ingest, admin and query APIs")
 	fs.StringVar(&c.kafkaListen, "kafka-listen", "127.0.0.1:9092", "address of the embedded Kafka broker, for any Kafka client")
 	fs.StringVar(&c.queryMemory, "query-memory", "1GB", "DuckDB memory limit for all queries together")
@@ -76,9 +78,23 @@ func runUp(args []string) error {
 // the broker. A second signal exits at once.
 func up(c upConfig, log *slog.Logger) error {
 	start := time.Now()
-	bucket, err := objstore.NewDir(filepath.Join(c.data, "objects"))
+	ctx := context.Background()
+	storage := c.storage
+	if storage == "" {
+		storage = filepath.Join(c.data, "objects")
+	}
+	bucket, err := objstore.Open(ctx, storage)
 	if err != nil {
-		return err
+		return fmt.Errorf("cannot open storage (check --storage): %w", err)
+	}
+	// DuckDB reads a directory store in place; other stores through a local
+	// mirror of the table files.
+	cat := catalog{log: log}
+	if d, ok := bucket.(*objstore.Dir); ok {
+		cat.dir = d.Path("tables")
+	} else {
+		cat.mirror = &query.Mirror{Bucket: bucket, Dir: filepath.Join(c.data, "cache")}
+		cat.dir = cat.mirror.TableDir("")
 	}
 	broker, err := kafkax.StartEmbedded(filepath.Join(c.data, "kafka"), c.kafkaListen)
 	if err != nil {
@@ -96,7 +112,6 @@ func up(c upConfig, log *slog.Logger) error {
 	}
 	defer stopStep(log, "producer", func() { producer.Flush(context.Background()); producer.Close() })
 
-	ctx := context.Background()
 	reg, err := deploy.Open(ctx, bucket, func(ctx context.Context, topic string, partitions int32, retention time.Duration) error {
 		return kafkax.EnsureTopic(ctx, producer, topic, partitions, retention)
 	})
@@ -107,11 +122,14 @@ func up(c upConfig, log *slog.Logger) error {
 		return fmt.Errorf("cannot provision the default stream, table and pipeline: %w", err)
 	}
 
-	tablesDir := bucket.Path("tables")
+	cat.reg = reg
+	if err := os.MkdirAll(cat.dir, 0o755); err != nil {
+		return fmt.Errorf("cannot create table directory %q: %w", cat.dir, err)
+	}
 	qe, err := query.New(query.Config{
 		MemoryLimit: c.queryMemory, Timeout: c.queryTime,
-		AllowedDirs: []string{tablesDir}, TempDir: filepath.Join(c.data, "tmp", "duckdb"),
-	}, catalog{reg: reg, dir: tablesDir})
+		AllowedDirs: []string{cat.dir}, TempDir: filepath.Join(c.data, "tmp", "duckdb"),
+	}, cat)
 	if err != nil {
 		return err
 	}
@@ -175,15 +193,28 @@ func stopStep(log *slog.Logger, what string, stop func()) {
 	log.Info("stopped "+what, "took", time.Since(start).Round(time.Millisecond))
 }
 
-// catalog exposes the registry's tables to the query engine.
+// catalog exposes the registry's tables to the query engine, mirroring
+// their files first when the store is not a local directory.
 type catalog struct {
-	reg *deploy.Registry
-	dir string
+	reg    *deploy.Registry
+	dir    string        // local directory holding tables/<name>/
+	mirror *query.Mirror // nil for a directory store
+	log    *slog.Logger
 }
+
+// MirrorTimeout bounds the mirroring done before a query.
+const MirrorTimeout = 2 * time.Minute
 
 func (c catalog) Tables() []query.Table {
 	var out []query.Table
 	for _, t := range c.reg.Tables() {
+		if c.mirror != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), MirrorTimeout)
+			if err := c.mirror.Sync(ctx, t.Name); err != nil {
+				c.log.Warn("cannot mirror table files; the query sees what was copied before", "table", t.Name, "err", err)
+			}
+			cancel()
+		}
 		qt := query.Table{Name: t.Name, Dir: filepath.Join(c.dir, t.Name),
 			PartitionColumns: []query.Column{{Name: "dt", Type: "DATE"}, {Name: "hour", Type: "INTEGER"}}}
 		for _, col := range t.Schema.Columns {

@@ -1,0 +1,113 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/sluice-dev/sluice/internal/objstore"
+)
+
+// Mirror keeps a local copy of the table files of a bucket that DuckDB cannot
+// read in place (S3: the DuckDB build here has no httpfs). Before a query,
+// Sync lists the table's objects, downloads the ones not yet copied and
+// removes copies whose object is gone (say, replaced by compaction). Table
+// files are immutable once written, so a copy never goes stale; a download
+// is written to a temporary name and renamed, so DuckDB never reads a partial
+// file (and the view's glob skips names starting with ".").
+//
+// Trade-off: every query lists the table's objects, and the first query after
+// a flush downloads the new files, so the copy costs the table's size in
+// local disk. Pruning the download by the query's partition predicates and a
+// size-bounded cache are the next step (see DESIGN.md).
+type Mirror struct {
+	Bucket objstore.Bucket
+	Dir    string // the local root; table t's files go under Dir/tables/t/
+
+	mu sync.Mutex // one Sync at a time: concurrent queries share the work
+}
+
+// TableDir is where the copies of table's files are.
+func (m *Mirror) TableDir(table string) string {
+	return filepath.Join(m.Dir, "tables", table)
+}
+
+// Sync brings the local copy of table up to date with the bucket.
+func (m *Mirror) Sync(ctx context.Context, table string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	prefix := "tables/" + table + "/"
+	want := map[string]bool{}
+	err := m.Bucket.List(ctx, prefix, func(key string) error {
+		if !strings.HasSuffix(key, ".parquet") {
+			return nil
+		}
+		want[key] = true
+		return m.fetch(ctx, key)
+	})
+	if err != nil {
+		return fmt.Errorf("cannot mirror table %q: %w", table, err)
+	}
+	return m.prune(prefix, want)
+}
+
+// fetch copies key unless a copy exists.
+func (m *Mirror) fetch(ctx context.Context, key string) error {
+	local := filepath.Join(m.Dir, filepath.FromSlash(key))
+	if _, err := os.Stat(local); err == nil {
+		return nil
+	}
+	data, err := m.Bucket.Get(ctx, key)
+	if objstore.IsNotFound(err) {
+		return nil // removed since the listing
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(local), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(local), ".fetch-*")
+	if err != nil {
+		return err
+	}
+	_, werr := tmp.Write(data)
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp.Name(), local)
+	}
+	if werr != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("cannot copy object %q to %s: %w", key, local, werr)
+	}
+	return nil
+}
+
+// prune removes local copies whose objects are no longer listed.
+func (m *Mirror) prune(prefix string, want map[string]bool) error {
+	root := filepath.Join(m.Dir, filepath.FromSlash(prefix))
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(m.Dir, p)
+		if err != nil {
+			return err
+		}
+		if key := filepath.ToSlash(rel); !want[key] && !strings.HasPrefix(d.Name(), ".") {
+			return os.Remove(p)
+		}
+		return nil
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
