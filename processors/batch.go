@@ -5,6 +5,7 @@
 package processors
 
 import (
+	"context"
 	"time"
 
 	"github.com/sluice-dev/sluice/schemas"
@@ -32,6 +33,7 @@ type Record struct {
 	Key       []byte
 	Value     []byte
 	Timestamp time.Time
+	Headers   map[string]string
 }
 
 // Batch is a run of consecutive records of one partition, in offset order.
@@ -49,9 +51,11 @@ func (b *Batch) Last() int64  { return b.Records[len(b.Records)-1].Offset }
 // Processor turns a batch into table rows. Contract: it must not keep or
 // modify the batch after returning; an error fails the whole batch, which is
 // then retried, in order, with backoff, and never skipped. It is called for
-// one batch at a time per partition.
+// one batch at a time per partition; ctx ends when the partition stops.
 type Processor interface {
-	Process(b *Batch) ([]schemas.Row, error)
+	Process(ctx context.Context, b *Batch) ([]schemas.Row, error)
+	// Close releases what the processor holds (a function instance).
+	Close()
 }
 
 // Direct copies each record's data into the table as it is (Firehose-style
@@ -63,7 +67,9 @@ type Direct struct {
 	Schema *schemas.Schema
 }
 
-func (d Direct) Process(b *Batch) ([]schemas.Row, error) {
+func (d Direct) Close() {}
+
+func (d Direct) Process(_ context.Context, b *Batch) ([]schemas.Row, error) {
 	rows := make([]schemas.Row, 0, len(b.Records))
 	for _, r := range b.Records {
 		row, err := d.Schema.Convert(r.Value, schemas.Meta{

@@ -13,6 +13,7 @@ import (
 	"github.com/sluice-dev/sluice/deploy"
 	"github.com/sluice-dev/sluice/internal/kafkax"
 	"github.com/sluice-dev/sluice/internal/objstore"
+	"github.com/sluice-dev/sluice/processors/fn"
 	"github.com/sluice-dev/sluice/sink"
 )
 
@@ -30,6 +31,11 @@ type Engine struct {
 	// timeout of its previous incarnation. It must be unique per worker
 	// process and stable across its restarts. Set it before Run.
 	InstanceID string
+	// FunctionCache is where compiled functions are cached (survives
+	// restarts). Set it before Run.
+	FunctionCache string
+	// Logs keeps the functions' recent log lines.
+	Logs LogStore
 
 	reg     *deploy.Registry
 	bucket  objstore.Bucket
@@ -39,6 +45,7 @@ type Engine struct {
 	mu      sync.Mutex
 	runners map[string]*runnerHandle
 	admin   *kgo.Client // for end offsets in status; created on first use
+	host    *fn.Host    // function runtimes; created with the first function pipeline
 }
 
 type runnerHandle struct {
@@ -108,7 +115,12 @@ func (e *Engine) sync() {
 		if _, ok := e.runners[name]; ok {
 			continue
 		}
-		r, err := newRunner(spec, e.bucket, e.brokers, e.InstanceID, e.log)
+		newProc, err := e.processorFor(spec)
+		if err != nil {
+			e.log.Error("cannot start pipeline", "pipeline", name, "err", err)
+			continue
+		}
+		r, err := newRunner(spec, e.bucket, e.brokers, e.InstanceID, newProc, e.log)
 		if err != nil {
 			e.log.Error("cannot start pipeline", "pipeline", name, "err", err)
 			continue
@@ -122,6 +134,25 @@ func (e *Engine) sync() {
 		e.runners[name] = h
 		e.log.Info("started pipeline", "pipeline", name, "stream", spec.Stream, "table", spec.Table)
 	}
+}
+
+// processorFor returns how to make the processor of each of spec's
+// partitions: Direct, or Function with the shared function host.
+func (e *Engine) processorFor(spec Pipeline) (func() Processor, error) {
+	if spec.Function == "" {
+		return func() Processor { return Direct{Schema: spec.Schema} }, nil
+	}
+	if e.host == nil {
+		h, err := fn.NewHost(context.Background(), e.FunctionCache)
+		if err != nil {
+			return nil, err
+		}
+		e.host = h
+	}
+	host := e.host
+	return func() Processor {
+		return &Function{Ref: spec.Function, Reg: e.reg, Host: host, Schema: spec.Schema, Logs: &e.Logs}
+	}, nil
 }
 
 func sameSpec(a, b Pipeline) bool {
@@ -142,6 +173,9 @@ func (e *Engine) stopAll() {
 	defer e.mu.Unlock()
 	if e.admin != nil {
 		defer e.admin.Close()
+	}
+	if e.host != nil {
+		defer e.host.Close(context.Background())
 	}
 	var wg sync.WaitGroup
 	for name, h := range e.runners {

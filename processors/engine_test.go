@@ -49,6 +49,16 @@ type env struct {
 }
 
 func newEnv(t *testing.T) *env {
+	return newEnvWith(t, func(ctx context.Context, reg *deploy.Registry) error {
+		_, err1 := reg.CreateTable(ctx, deploy.Table{Name: "t", Schema: *schemas.LogSchema(), FileAge: deploy.Duration(200 * time.Millisecond)})
+		_, err2 := reg.CreatePipeline(ctx, deploy.Pipeline{Name: "p", Stream: "s", Table: "t", BatchSize: 10, BatchWindow: deploy.Duration(20 * time.Millisecond)})
+		return errors.Join(err1, err2)
+	})
+}
+
+// newEnvWith starts kfake, a registry with stream s (4 partitions), lets
+// setup create table t and pipeline p, and runs an engine.
+func newEnvWith(t *testing.T, setup func(ctx context.Context, reg *deploy.Registry) error) *env {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
 		t.Fatal(err)
@@ -71,14 +81,15 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err1 := e.reg.CreateStream(ctx, deploy.Stream{Name: "s", Partitions: 4})
-	_, err2 := e.reg.CreateTable(ctx, deploy.Table{Name: "t", Schema: *schemas.LogSchema(), FileAge: deploy.Duration(200 * time.Millisecond)})
-	_, err3 := e.reg.CreatePipeline(ctx, deploy.Pipeline{Name: "p", Stream: "s", Table: "t", BatchSize: 10, BatchWindow: deploy.Duration(20 * time.Millisecond)})
-	if err := errors.Join(err1, err2, err3); err != nil {
+	if _, err := e.reg.CreateStream(ctx, deploy.Stream{Name: "s", Partitions: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if err := setup(ctx, e.reg); err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	e.engine = processors.NewEngine(e.reg, e.bucket, c.ListenAddrs(), log)
+	e.engine.FunctionCache = t.TempDir()
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); e.engine.Run(runCtx) }()
@@ -95,11 +106,17 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 // produce writes n records to each of the 4 partitions.
 func (e *env) produce(n int) {
+	e.produceWith(n, func(p int32, i int) string {
+		return fmt.Sprintf(`{"message":"p%d-%d","ts":"2026-11-22T10:00:%02dZ"}`, p, i, i%60)
+	})
+}
+
+// produceWith writes n records, value(p, i), to each of the 4 partitions.
+func (e *env) produceWith(n int, value func(p int32, i int) string) {
 	var recs []*kgo.Record
 	for p := range int32(4) {
 		for i := range n {
-			v := fmt.Sprintf(`{"message":"p%d-%d","ts":"2026-11-22T10:00:%02dZ"}`, p, i, i%60)
-			recs = append(recs, &kgo.Record{Topic: "s", Partition: p, Value: []byte(v)})
+			recs = append(recs, &kgo.Record{Topic: "s", Partition: p, Value: []byte(value(p, i))})
 		}
 	}
 	if err := e.cl.ProduceSync(e.t.Context(), recs...).FirstErr(); err != nil {

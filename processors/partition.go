@@ -33,6 +33,10 @@ type PartitionStatus struct {
 	Committed int64 `json:"committed"`
 	EndOffset int64 `json:"end_offset"`
 	Lag       int64 `json:"lag"`
+	// FunctionVersion is the version ($LATEST or N) that ran last; Stderr
+	// is the tail of its log from the last failed batch.
+	FunctionVersion string `json:"function_version,omitempty"`
+	Stderr          string `json:"stderr,omitempty"`
 }
 
 // inbox is the queue between the poll loop and one partition's worker. The
@@ -122,6 +126,7 @@ func (pt *partition) snapshot() PartitionStatus {
 // returns; when ctx ends it returns at once, committing nothing more.
 func (pt *partition) run(ctx context.Context, drain <-chan struct{}) {
 	defer pt.w.Close()
+	defer pt.proc.Close()
 	tick := time.NewTicker(min(pt.p.FileAge/4, time.Second))
 	defer tick.Stop()
 	for {
@@ -198,7 +203,7 @@ func nonEmpty(b *Batch) *Batch {
 // forever; it returns false only when ctx ends first.
 func (pt *partition) process(ctx context.Context, b *Batch) bool {
 	return pt.retry(ctx, func() error {
-		rows, err := pt.proc.Process(b)
+		rows, err := pt.proc.Process(ctx, b)
 		if err != nil {
 			return err
 		}
@@ -229,8 +234,11 @@ func (pt *partition) retry(ctx context.Context, f func() error) bool {
 			if attempt > 1 {
 				pt.log.Info("partition recovered", "attempts", attempt)
 				pt.setStatus(func(s *PartitionStatus) {
-					s.State, s.Attempts, s.LastError, s.Since = StateRunning, 0, "", time.Now().UTC()
+					s.State, s.Attempts, s.LastError, s.Stderr, s.Since = StateRunning, 0, "", "", time.Now().UTC()
 				})
+			}
+			if f, ok := pt.proc.(*Function); ok {
+				pt.setStatus(func(s *PartitionStatus) { s.FunctionVersion = f.Version() })
 			}
 			return true
 		}
@@ -244,6 +252,9 @@ func (pt *partition) retry(ctx context.Context, f func() error) bool {
 				s.State, s.Since = StateRetrying, time.Now().UTC()
 			}
 			s.Attempts, s.LastError = attempt, err.Error()
+			if f, ok := pt.proc.(*Function); ok {
+				s.FunctionVersion, s.Stderr = f.Version(), stderrTail(f.LastLog())
+			}
 		})
 		select {
 		case <-ctx.Done():
@@ -251,4 +262,13 @@ func (pt *partition) retry(ctx context.Context, f func() error) bool {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// stderrTail keeps the last 2 KiB of a function's log for the status.
+func stderrTail(log []byte) string {
+	const max = 2 << 10
+	if len(log) > max {
+		log = log[len(log)-max:]
+	}
+	return string(log)
 }

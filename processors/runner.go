@@ -29,6 +29,7 @@ type runner struct {
 	p       Pipeline
 	bucket  objstore.Bucket
 	brokers []string
+	newProc func() Processor // one per partition
 	log     *slog.Logger
 	cl      *kgo.Client
 
@@ -43,8 +44,8 @@ type running struct {
 	done   chan struct{}
 }
 
-func newRunner(p Pipeline, bucket objstore.Bucket, brokers []string, instanceID string, log *slog.Logger) (*runner, error) {
-	r := &runner{p: p, bucket: bucket, brokers: brokers, log: log.With("pipeline", p.Name), parts: map[int32]*running{}}
+func newRunner(p Pipeline, bucket objstore.Bucket, brokers []string, instanceID string, newProc func() Processor, log *slog.Logger) (*runner, error) {
+	r := &runner{p: p, bucket: bucket, brokers: brokers, newProc: newProc, log: log.With("pipeline", p.Name), parts: map[int32]*running{}}
 	var opts []kgo.Opt
 	if instanceID != "" {
 		opts = append(opts, kgo.InstanceID(instanceID))
@@ -102,7 +103,7 @@ func (r *runner) assign(ctx context.Context, offsets map[string]map[int32]kgo.Of
 func (r *runner) start(id int32, w *sink.Writer, next int64) {
 	ctx, cancel := context.WithCancel(context.Background())
 	pt := &partition{
-		p: &r.p, id: id, w: w, proc: Direct{Schema: r.p.Schema}, next: next,
+		p: &r.p, id: id, w: w, proc: r.newProc(), next: next,
 		in:     &inbox{wake: make(chan struct{}, 1), maxRecs: max(4*r.p.BatchSize, 10_000)},
 		commit: r.commit(id),
 		resume: func() { r.cl.ResumeFetchPartitions(map[string][]int32{r.p.Stream: {id}}) },
@@ -202,7 +203,7 @@ func (r *runner) poll(ctx context.Context) {
 			}
 			recs := make([]Record, len(fp.Records))
 			for i, kr := range fp.Records {
-				recs[i] = Record{Partition: kr.Partition, Offset: kr.Offset, Key: kr.Key, Value: kr.Value, Timestamp: kr.Timestamp}
+				recs[i] = Record{Partition: kr.Partition, Offset: kr.Offset, Key: kr.Key, Value: kr.Value, Timestamp: kr.Timestamp, Headers: headers(kr.Headers)}
 			}
 			if run.pt.in.push(recs) {
 				r.cl.PauseFetchPartitions(map[string][]int32{r.p.Stream: {fp.Partition}})
@@ -239,4 +240,15 @@ func commitErr(resp *kmsg.OffsetCommitResponse) error {
 		}
 	}
 	return nil
+}
+
+func headers(hs []kgo.RecordHeader) map[string]string {
+	if len(hs) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(hs))
+	for _, h := range hs {
+		m[h.Key] = string(h.Value)
+	}
+	return m
 }

@@ -139,6 +139,7 @@ func up(c upConfig, log *slog.Logger) error {
 	// One worker per data directory: a static group member, so a restart
 	// (even after a crash) resumes at once.
 	engine.InstanceID = "sluice-up"
+	engine.FunctionCache = filepath.Join(c.data, "cache", "functions")
 	engineCtx, stopEngine := context.WithCancel(context.Background())
 	engineDone := make(chan struct{})
 	go func() { defer close(engineDone); engine.Run(engineCtx) }()
@@ -149,9 +150,10 @@ func up(c upConfig, log *slog.Logger) error {
 		Producer: producer, Log: log,
 		StreamExists: func(name string) bool { _, ok := reg.Stream(name); return ok },
 	})
-	(&deploy.API{Reg: reg, Status: func(ctx context.Context, name string) (any, error) {
-		return engine.Status(ctx, name)
-	}}).Register(mux)
+	(&deploy.API{Reg: reg,
+		Status: func(ctx context.Context, name string) (any, error) { return engine.Status(ctx, name) },
+		Logs:   func(name string, limit int) any { return engine.Logs.Tail(name, limit) },
+	}).Register(mux)
 	mux.Handle("/v1/query", qe.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 

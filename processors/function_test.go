@@ -1,0 +1,178 @@
+package processors_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/sluice-dev/sluice/deploy"
+	"github.com/sluice-dev/sluice/processors"
+	"github.com/sluice-dev/sluice/schemas"
+)
+
+var (
+	poisonOnce sync.Once
+	poisonWasm []byte
+	poisonErr  error
+)
+
+// buildPoison builds testdata/poison as a warm wasm module with the Go SDK.
+func buildPoison(t *testing.T) []byte {
+	poisonOnce.Do(func() {
+		out := filepath.Join(os.TempDir(), fmt.Sprintf("sluice-poison-%d.wasm", os.Getpid()))
+		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./testdata/poison")
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			poisonErr = fmt.Errorf("build poison function: %v\n%s", err, b)
+			return
+		}
+		poisonWasm, poisonErr = os.ReadFile(out)
+		os.Remove(out)
+	})
+	if poisonErr != nil {
+		t.Fatal(poisonErr)
+	}
+	return poisonWasm
+}
+
+var fnSchema = schemas.Schema{Columns: []schemas.Column{
+	{Name: "message", Type: schemas.String},
+	{Name: "src_offset", Type: schemas.Int64, NotNull: true},
+	{Name: "_partition", Type: schemas.Int32},
+}}
+
+// srcOffsets reads partition p's rows in file order (files by first offset),
+// returning the src_offset column.
+func (e *env) srcOffsets(p int) []int64 {
+	type part struct {
+		first int64
+		vals  []int64
+	}
+	var parts []part
+	e.bucket.List(context.Background(), "tables/t/", func(key string) error {
+		var first, last int64
+		var pp int
+		if _, err := fmt.Sscanf(filepath.Base(key), "s-%d-%d-%d.parquet", &pp, &first, &last); err != nil || pp != p {
+			return nil
+		}
+		f, err := file.OpenParquetFile(e.bucket.Path(key), false)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		defer f.Close()
+		r, err := pqarrow.NewFileReader(f, pqarrow.ArrowReadProperties{}, nil)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		tbl, err := r.ReadTable(context.Background())
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		defer tbl.Release()
+		var vals []int64
+		col := tbl.Column(1)
+		for _, ch := range col.Data().Chunks() {
+			for i := range ch.Len() {
+				var v int64
+				fmt.Sscan(ch.ValueStr(i), &v)
+				vals = append(vals, v)
+			}
+		}
+		parts = append(parts, part{first, vals})
+		return nil
+	})
+	var out []int64
+	for len(parts) > 0 { // by first offset
+		min := 0
+		for i := range parts {
+			if parts[i].first < parts[min].first {
+				min = i
+			}
+		}
+		out = append(out, parts[min].vals...)
+		parts = append(parts[:min], parts[min+1:]...)
+	}
+	return out
+}
+
+// TestPoisonPillAndAliasMove: a function that fails on one record leaves its
+// partition retrying (error, stderr and version visible) while the other
+// partitions flow; moving the alias to a fixed version un-sticks it without
+// a restart, and every record is in the table once, in offset order.
+func TestPoisonPillAndAliasMove(t *testing.T) {
+	code := buildPoison(t)
+	e := newEnvWith(t, func(ctx context.Context, reg *deploy.Registry) error {
+		if _, err := reg.DeployFunction(ctx, "f", deploy.FunctionConfig{Runtime: "wasm", Timeout: deploy.Duration(5 * time.Second), Env: map[string]string{"FAIL_POISON": "1"}}, code); err != nil {
+			return err
+		}
+		if _, err := reg.PublishFunction(ctx, "f"); err != nil {
+			return err
+		}
+		if _, err := reg.SetAlias(ctx, "f", "live", 1); err != nil {
+			return err
+		}
+		_, err := reg.CreateTable(ctx, deploy.Table{Name: "t", Schema: fnSchema, FileAge: deploy.Duration(200 * time.Millisecond)})
+		if err != nil {
+			return err
+		}
+		_, err = reg.CreatePipeline(ctx, deploy.Pipeline{Name: "p", Stream: "s", Function: "f:live", Table: "t", BatchSize: 10, BatchWindow: deploy.Duration(20 * time.Millisecond)})
+		return err
+	})
+	e.produceWith(50, func(p int32, i int) string {
+		if p == 2 && i == 10 {
+			return `{"message":"bad","poison":true}`
+		}
+		return fmt.Sprintf(`{"message":"m%d"}`, i)
+	})
+	for _, p := range []int{0, 1, 3} {
+		waitFor(t, fmt.Sprintf("partition %d's 50 rows", p), func() bool { return e.rows(p) == 50 })
+	}
+	waitFor(t, "partition 2 to show retrying with the function's error", func() bool {
+		s := e.status(2)
+		return s.State == processors.StateRetrying && s.Attempts >= 2 && strings.Contains(s.LastError, "poison pill at offset 10") &&
+			strings.Contains(s.Stderr, "poison pill at offset 10") && s.FunctionVersion == "1"
+	})
+	if n := e.rows(2); n > 10 {
+		t.Fatalf("partition 2 wrote %d rows past the poison pill", n)
+	}
+	if logs := e.engine.Logs.Tail("f", 100); len(logs) == 0 || logs[len(logs)-1].Partition != 2 || logs[len(logs)-1].Version != "1" {
+		t.Fatalf("function logs: %+v", logs)
+	}
+
+	// The fix: $LATEST without FAIL_POISON, published as version 2, alias moved.
+	ctx := t.Context()
+	if _, err := e.reg.DeployFunction(ctx, "f", deploy.FunctionConfig{Runtime: "wasm", Timeout: deploy.Duration(5 * time.Second)}, code); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := e.reg.PublishFunction(ctx, "f"); err != nil || v.Version != 2 {
+		t.Fatalf("publish: %+v %v", v, err)
+	}
+	if _, err := e.reg.SetAlias(ctx, "f", "live", 2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "partition 2's 50 rows after the alias moved", func() bool { return e.rows(2) == 50 })
+	waitFor(t, "partition 2 running version 2", func() bool {
+		s := e.status(2)
+		return s.State == processors.StateRunning && s.FunctionVersion == "2"
+	})
+	for p := range 4 {
+		got := e.srcOffsets(p)
+		if len(got) != 50 {
+			t.Fatalf("partition %d: %d rows", p, len(got))
+		}
+		for i, v := range got {
+			if v != int64(i) {
+				t.Fatalf("partition %d: row %d has src_offset %d: rows out of offset order or duplicated: %v", p, i, v, got)
+			}
+		}
+	}
+}
