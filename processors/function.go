@@ -31,10 +31,10 @@ type Function struct {
 	Schema *schemas.Schema
 	Logs   *LogStore
 
-	current  deploy.FunctionConfig
-	version  string // resolved label of current
-	inst     *fn.Instance
-	lastLog  []byte
+	current deploy.FunctionConfig
+	version string // resolved label of current
+	inst    *fn.Instance
+	lastLog []byte
 }
 
 // Version is the label ($LATEST or N) of the version that ran last.
@@ -132,4 +132,3 @@ func envelopes(b *Batch) []fn.Envelope {
 	}
 	return out
 }
-
