@@ -245,6 +245,12 @@ func (pt *partition) retry(ctx context.Context, f func() error) bool {
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 			return false
 		}
+		if errors.Is(err, sink.ErrFenced) {
+			// Another worker owns the partition now: stop, commit nothing.
+			pt.log.Warn("partition fenced by a newer owner; stopping it", "err", err)
+			pt.setStatus(func(s *PartitionStatus) { s.State, s.LastError = StateUnassigned, err.Error() })
+			return false
+		}
 		wait := backoff(attempt)
 		pt.log.Warn("batch failed; retrying", "attempt", attempt, "in", wait, "err", err)
 		pt.setStatus(func(s *PartitionStatus) {

@@ -186,3 +186,10 @@ func (b *flakyBucket) Put(ctx context.Context, key string, data []byte) error {
 	}
 	return b.Bucket.Put(ctx, key, data)
 }
+
+// arm sets the fail func and restarts the Put count.
+func (b *flakyBucket) arm(fail func(n int, key string) bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.n, b.fail = 0, fail
+}

@@ -3,6 +3,7 @@ package sink
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -18,7 +19,10 @@ type Progress struct {
 	Next int64 `json:"next"`
 	// Pending, when set, is a flush that was started and may not have
 	// finished: its files may be partly written.
-	Pending *Pending  `json:"pending,omitempty"`
+	Pending *Pending `json:"pending,omitempty"`
+	// Epoch counts the writers that claimed the partition; each writer
+	// checks it still holds the newest before it writes (fencing).
+	Epoch   int64     `json:"epoch"`
 	Updated time.Time `json:"updated"`
 }
 
@@ -67,22 +71,44 @@ func saveProgress(ctx context.Context, b objstore.Bucket, key string, p Progress
 	return nil
 }
 
-// recover finishes or undoes an interrupted flush and returns the offset to
-// resume from (-1: nothing written yet).
+// ErrFenced is returned (wrapped) by Flush when another writer has claimed
+// the partition since this one opened it: this writer is a zombie (say, a
+// worker whose group session expired while it was stalled) and must stop
+// without writing or committing anything more.
+var ErrFenced = errors.New("fenced: another worker has claimed this partition")
+
+// claimProgress finishes or undoes an interrupted flush, then claims the
+// partition for a new writer by bumping its epoch. It returns the offset to
+// resume from (-1: nothing written yet) and the writer's epoch.
 //
 // A pending flush whose files all exist is rolled forward: the rows are in
 // the table, so Next moves past them. Otherwise it is rolled back: the files
 // that did get written are deleted, and the records are read again from Next
 // (they may be cut into different files this time, so the partial files must
 // go, or their rows would be counted twice).
-func recoverProgress(ctx context.Context, b objstore.Bucket, key string) (int64, error) {
+func claimProgress(ctx context.Context, b objstore.Bucket, key string) (next, epoch int64, err error) {
 	p, err := loadProgress(ctx, b, key)
-	if err != nil || p == nil {
-		return -1, err
+	if err != nil {
+		return -1, 0, err
 	}
-	if p.Pending == nil {
-		return p.Next, nil
+	next = -1
+	if p != nil {
+		next, epoch = p.Next, p.Epoch
+		if p.Pending != nil {
+			if next, err = resolvePending(ctx, b, key, p); err != nil {
+				return -1, 0, err
+			}
+		}
 	}
+	epoch++
+	if err := saveProgress(ctx, b, key, Progress{Next: next, Epoch: epoch}); err != nil {
+		return -1, 0, err
+	}
+	return next, epoch, nil
+}
+
+// resolvePending rolls a pending flush forward or back and returns Next.
+func resolvePending(ctx context.Context, b objstore.Bucket, key string, p *Progress) (int64, error) {
 	complete := true
 	for _, f := range p.Pending.Files {
 		if _, err := b.Stat(ctx, f); objstore.IsNotFound(err) {
@@ -91,18 +117,33 @@ func recoverProgress(ctx context.Context, b objstore.Bucket, key string) (int64,
 			return -1, fmt.Errorf("cannot check pending file %q of progress %q: %w", f, key, err)
 		}
 	}
-	next := p.Next
 	if complete {
-		next = p.Pending.Next
-	} else {
-		for _, f := range p.Pending.Files {
-			if err := b.Delete(ctx, f); err != nil {
-				return -1, fmt.Errorf("cannot roll back pending file %q of progress %q: %w", f, key, err)
-			}
+		return p.Pending.Next, nil
+	}
+	for _, f := range p.Pending.Files {
+		if err := b.Delete(ctx, f); err != nil {
+			return -1, fmt.Errorf("cannot roll back pending file %q of progress %q: %w", f, key, err)
 		}
 	}
-	if err := saveProgress(ctx, b, key, Progress{Next: next}); err != nil {
-		return -1, err
+	return p.Next, nil
+}
+
+// checkEpoch fails with ErrFenced unless the partition's progress still
+// carries epoch. It narrows, but does not close, the window in which a zombie
+// could write: between this read and the write that follows, a new owner may
+// claim the partition. Closing it needs conditional writes (S3 If-Match),
+// which is the next step (see DESIGN.md).
+func checkEpoch(ctx context.Context, b objstore.Bucket, key string, epoch int64) error {
+	p, err := loadProgress(ctx, b, key)
+	if err != nil {
+		return err
 	}
-	return next, nil
+	if p == nil || p.Epoch != epoch {
+		found := int64(0)
+		if p != nil {
+			found = p.Epoch
+		}
+		return fmt.Errorf("cannot write progress %q at epoch %d (found epoch %d): %w", key, epoch, found, ErrFenced)
+	}
+	return nil
 }

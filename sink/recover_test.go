@@ -53,8 +53,9 @@ func TestRecoverProgress(t *testing.T) {
 			t.Fatalf("files after Open %v, want %v", got, wantFiles)
 		}
 		if p == nil {
-			if got := keys(t, d, "_sluice/"); len(got) != 0 {
-				t.Fatalf("Open of a new partition wrote %v", got)
+			// Open claims a new partition: epoch 1, nothing written yet.
+			if got := progress(t, d); got.Next != -1 || got.Epoch != 1 || got.Pending != nil {
+				t.Fatalf("progress after Open of a new partition: %+v", got)
 			}
 			return
 		}
@@ -126,8 +127,9 @@ var putFailures = []struct {
 func TestFlushRetryAfterRefusedPut(t *testing.T) {
 	for _, tc := range putFailures {
 		t.Run(tc.name, func(t *testing.T) {
-			b := &flakyBucket{Bucket: newDir(t), fail: tc.fail}
+			b := &flakyBucket{Bucket: newDir(t)}
 			w, _ := open(t, testConfig(b))
+			b.arm(tc.fail) // after Open's claim: count the flush's Puts only
 			addTwoHours(t, w)
 			failures := 0
 			for {
@@ -176,8 +178,9 @@ func TestFlushRetryAfterRefusedPut(t *testing.T) {
 func TestCrashDuringFlush(t *testing.T) {
 	for _, tc := range putFailures[:4] {
 		t.Run(tc.name, func(t *testing.T) {
-			b := &flakyBucket{Bucket: newDir(t), fail: tc.fail}
+			b := &flakyBucket{Bucket: newDir(t)}
 			w, _ := open(t, testConfig(b))
+			b.arm(tc.fail)
 			addTwoHours(t, w)
 			if _, err := w.Flush(t.Context()); !errors.Is(err, errInjected) {
 				t.Fatalf("Flush: %v", err)

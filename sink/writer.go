@@ -43,6 +43,7 @@ type Writer struct {
 	bytes       int64
 	since       time.Time // when the oldest unflushed batch was added
 	next        int64     // everything below is durable in the table; -1: unknown
+	epoch       int64     // this writer's claim on the partition (fencing)
 
 	// A flush seals the builders into records, then encodes them into files;
 	// both stay until the flush succeeds, so a failed flush (encoding or
@@ -56,11 +57,11 @@ type Writer struct {
 // from, or -1 if this pipeline has never written this partition.
 func Open(ctx context.Context, cfg Config) (*Writer, int64, error) {
 	key := progressKey(cfg.Pipeline, cfg.Stream, cfg.Partition)
-	next, err := recoverProgress(ctx, cfg.Bucket, key)
+	next, epoch, err := claimProgress(ctx, cfg.Bucket, key)
 	if err != nil {
 		return nil, -1, err
 	}
-	return &Writer{cfg: cfg, progressKey: key, builders: map[string]*schemas.Builder{}, first: -1, last: -1, next: next}, next, nil
+	return &Writer{cfg: cfg, progressKey: key, builders: map[string]*schemas.Builder{}, first: -1, last: -1, next: next, epoch: epoch}, next, nil
 }
 
 // Add buffers the rows converted from the records at offsets first..last
@@ -144,7 +145,10 @@ func (w *Writer) Flush(ctx context.Context) (int64, error) {
 		if w.next >= 0 {
 			rollback = w.next
 		}
-		pending := Progress{Next: rollback, Pending: &Pending{Next: next, Files: keys}}
+		pending := Progress{Next: rollback, Pending: &Pending{Next: next, Files: keys}, Epoch: w.epoch}
+		if err := checkEpoch(ctx, w.cfg.Bucket, w.progressKey, w.epoch); err != nil {
+			return -1, err
+		}
 		if err := saveProgress(ctx, w.cfg.Bucket, w.progressKey, pending); err != nil {
 			return -1, fmt.Errorf("cannot write %s: %w", where, err)
 		}
@@ -156,7 +160,10 @@ func (w *Writer) Flush(ctx context.Context) (int64, error) {
 			failpoint.Hit("sink.after-file")
 		}
 	}
-	if err := saveProgress(ctx, w.cfg.Bucket, w.progressKey, Progress{Next: next}); err != nil {
+	if err := checkEpoch(ctx, w.cfg.Bucket, w.progressKey, w.epoch); err != nil {
+		return -1, err
+	}
+	if err := saveProgress(ctx, w.cfg.Bucket, w.progressKey, Progress{Next: next, Epoch: w.epoch}); err != nil {
 		return -1, fmt.Errorf("cannot write %s: %w", where, err)
 	}
 	failpoint.Hit("sink.after-progress")
