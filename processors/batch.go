@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/schemas"
+	"github.com/sluice-dev/sluice/sink"
 )
 
 // Pipeline is a pipeline as the engine runs it, resolved from the registry.
@@ -24,6 +25,7 @@ type Pipeline struct {
 	BatchWindow time.Duration
 	FileBytes   int64
 	FileAge     time.Duration
+	Budget      *sink.Budget // shared by all pipelines of the engine
 }
 
 // Record is one Kafka record as a pipeline sees it.

@@ -36,6 +36,12 @@ type Engine struct {
 	FunctionCache string
 	// Logs keeps the functions' recent log lines.
 	Logs LogStore
+	// Budget bounds the rows buffered by all partitions (nil: unbounded).
+	Budget *sink.Budget
+	// CompactInterval is how often every table's small files are merged
+	// (0: never). CompactTarget is the size below which a file is small.
+	CompactInterval time.Duration
+	CompactTarget   int64
 
 	reg     *deploy.Registry
 	bucket  objstore.Bucket
@@ -64,6 +70,11 @@ func NewEngine(reg *deploy.Registry, bucket objstore.Bucket, brokers []string, l
 // then stops them all gracefully (drain, flush, commit, leave the group).
 func (e *Engine) Run(ctx context.Context) {
 	defer e.stopAll()
+	if e.CompactInterval > 0 {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() { defer close(done); e.compactLoop(ctx) }()
+	}
 	for {
 		e.sync()
 		select {
@@ -94,7 +105,7 @@ func (e *Engine) resolve() map[string]Pipeline {
 		out[p.Name] = Pipeline{
 			Name: p.Name, Group: p.ConsumerGroup(), Stream: p.Stream, Function: p.Function, Table: p.Table, Schema: &schema,
 			BatchSize: p.BatchSize, BatchBytes: p.BatchBytes, BatchWindow: time.Duration(p.BatchWindow),
-			FileBytes: t.FileBytes, FileAge: time.Duration(t.FileAge),
+			FileBytes: t.FileBytes, FileAge: time.Duration(t.FileAge), Budget: e.Budget,
 		}
 	}
 	return out
@@ -254,4 +265,48 @@ func (e *Engine) endOffsets(ctx context.Context, stream string) (map[int32]int64
 	cl := e.admin
 	e.mu.Unlock()
 	return kafkax.EndOffsets(ctx, cl, stream)
+}
+
+// compactLoop compacts every table every CompactInterval until ctx ends.
+func (e *Engine) compactLoop(ctx context.Context) {
+	tick := time.NewTicker(e.CompactInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for _, t := range e.reg.Tables() {
+			c := &sink.Compactor{Bucket: e.bucket, Table: t.Name, Schema: t.Schema.ArrowSchema(), TargetBytes: e.CompactTarget,
+				Log: e.log, Committed: e.committedFor(t.Name)}
+			if n, err := c.Run(ctx); err != nil && ctx.Err() == nil {
+				e.log.Warn("compaction failed; retrying at the next pass", "table", t.Name, "err", err)
+			} else if n > 0 {
+				e.log.Info("compacted", "table", t.Name, "files_merged", n)
+			}
+		}
+	}
+}
+
+// committedFor returns, for a table, the durable offset of a stream
+// partition: the smallest over the pipelines that write it from that stream
+// (-1 if any of them has no progress yet).
+func (e *Engine) committedFor(table string) func(ctx context.Context, stream string, partition int32) (int64, error) {
+	return func(ctx context.Context, stream string, partition int32) (int64, error) {
+		next := int64(-1)
+		for _, p := range e.reg.Pipelines() {
+			if p.Table != table || p.Stream != stream {
+				continue
+			}
+			prog, err := sink.LoadProgress(ctx, e.bucket, p.Name, stream, partition)
+			if err != nil || prog == nil {
+				return -1, err
+			}
+			if next < 0 || prog.Next < next {
+				next = prog.Next
+			}
+		}
+		return next, nil
+	}
 }

@@ -71,6 +71,11 @@ type Table struct {
 	Dir              string
 	Columns          []Column
 	PartitionColumns []Column
+	// Files, when not nil, is the exact list of Parquet files to read (all
+	// inside Dir) instead of every file under Dir. The catalog uses it to
+	// leave out files that compaction has merged into another one, so a
+	// query never sees a row twice while compaction runs.
+	Files []string
 }
 
 // Catalog lists the tables; it is called before each query so new tables

@@ -69,7 +69,14 @@ func (e *Engine) refreshTable(ctx context.Context, key string, t Table, recheck 
 		st = &viewState{dir: dir, ddl: stateDDL(st)}
 		e.views[key] = st
 	}
-	if !st.hasFiles || recheck {
+	if t.Files != nil {
+		for _, f := range t.Files {
+			if !strings.HasPrefix(f, dir+string(filepath.Separator)) {
+				return false, fmt.Errorf("cannot expose table %q: file %q is outside its directory", t.Name, f)
+			}
+		}
+		st.hasFiles = len(t.Files) > 0
+	} else if !st.hasFiles || recheck {
 		has, err := hasParquet(dir)
 		if err != nil {
 			return false, fmt.Errorf("cannot list files of table %q: %w", t.Name, err)
@@ -185,7 +192,7 @@ func viewDDL(t Table, dir string, hasFiles bool) (string, error) {
 	}
 	head := "CREATE OR REPLACE VIEW " + sqlIdent(t.Name) + " AS "
 	if hasFiles {
-		return head + parquetSelect(dir, t.PartitionColumns), nil
+		return head + parquetSelect(dir, t.Files, t.PartitionColumns), nil
 	}
 	body, err := emptySelect(t)
 	if err != nil {
@@ -194,13 +201,24 @@ func viewDDL(t Table, dir string, hasFiles bool) (string, error) {
 	return head + body, nil
 }
 
-// parquetSelect reads every Parquet file under dir, unioning their schemas
-// by column name (files written before a column was added lack it) and
-// pinning the Hive partition keys' types.
-func parquetSelect(dir string, parts []Column) string {
+// parquetSelect reads files (or, if nil, every Parquet file under dir),
+// unioning their schemas by column name (files written before a column was
+// added lack it) and pinning the Hive partition keys' types.
+func parquetSelect(dir string, files []string, parts []Column) string {
 	var b strings.Builder
 	b.WriteString("SELECT * FROM read_parquet(")
-	b.WriteString(sqlString(filepath.ToSlash(dir) + parquetGlob))
+	if files == nil {
+		b.WriteString(sqlString(filepath.ToSlash(dir) + parquetGlob))
+	} else {
+		b.WriteString("[")
+		for i, f := range files {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(sqlString(filepath.ToSlash(f)))
+		}
+		b.WriteString("]")
+	}
 	b.WriteString(", hive_partitioning = true, union_by_name = true")
 	if len(parts) > 0 {
 		b.WriteString(", hive_types = {")

@@ -26,6 +26,9 @@ type Config struct {
 	// FileBytes and FileAge trigger a flush (see Writer.Due).
 	FileBytes int64
 	FileAge   time.Duration
+	// Budget, if set, is shared by all writers of the process and forces
+	// early flushes when their buffers together pass its limit.
+	Budget *Budget
 }
 
 // Writer buffers one stream partition's rows and writes them as Parquet
@@ -80,6 +83,7 @@ func (w *Writer) Add(rows []schemas.Row, first, last int64, bytes int) error {
 	}
 	w.last = last
 	w.bytes += int64(bytes)
+	w.cfg.Budget.add(int64(bytes))
 	for _, r := range rows {
 		part := hivePath(r.Time)
 		b := w.builders[part]
@@ -99,7 +103,7 @@ func (w *Writer) Buffered() bool { return w.first >= 0 }
 // FileBytes, or the oldest has waited FileAge. The caller asks on a clock
 // tick too, so an idle partition still flushes.
 func (w *Writer) Due(now time.Time) bool {
-	return w.first >= 0 && (w.bytes >= w.cfg.FileBytes || now.Sub(w.since) >= w.cfg.FileAge)
+	return w.first >= 0 && (w.bytes >= w.cfg.FileBytes || now.Sub(w.since) >= w.cfg.FileAge || w.cfg.Budget.over())
 }
 
 func hivePath(t time.Time) string {
@@ -120,7 +124,7 @@ func (w *Writer) fileKey(part string) string {
 //
 // Protocol (see DESIGN.md, "Effectively-once output"): encode every file;
 // record them as pending in the progress object; upload them; record the new
-// Next. A crash at any point is repaired by Open (recoverProgress). On error
+// Next. A crash at any point is repaired by Open (claimProgress). On error
 // the encoded files are kept and the caller retries Flush (and adds nothing
 // before it succeeds).
 func (w *Writer) Flush(ctx context.Context) (int64, error) {
@@ -168,6 +172,7 @@ func (w *Writer) Flush(ctx context.Context) (int64, error) {
 	}
 	failpoint.Hit("sink.after-progress")
 	w.release()
+	w.cfg.Budget.add(-w.bytes)
 	w.first, w.last, w.bytes, w.next = -1, -1, 0, next
 	return next, nil
 }
@@ -215,4 +220,6 @@ func (w *Writer) Close() {
 	}
 	w.builders = map[string]*schemas.Builder{}
 	w.release()
+	w.cfg.Budget.add(-w.bytes)
+	w.bytes = 0
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -142,4 +143,48 @@ func sendCrashRecords(t *testing.T, s *e2e.Server, first, n int) {
 			t.Fatalf("ingest: %d %.300s", status, body)
 		}
 	}
+}
+
+// TestCrashLosesNothingWithCompaction is the crash test with compaction
+// merging the table's small files every 300 ms all along.
+func TestCrashLosesNothingWithCompaction(t *testing.T) {
+	runCrash(t, nil, "--compact-interval", "300ms")
+}
+
+// TestCompactionNeverShowsARowTwice queries the table over and over while
+// records flow in and compaction merges the small files they land in: every
+// answer has each source position once, and counts never go down.
+func TestCompactionNeverShowsARowTwice(t *testing.T) {
+	s := e2e.Up(t, t.TempDir(), "--compact-interval", "200ms")
+	createCrashPipeline(t, s)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 20 {
+			sendCrashRecords(t, s, i*1000, 1000)
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	last, queries := float64(0), 0
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		r, err := s.Query("select count(*), count(distinct (_partition, _offset)) from crash")
+		if err != nil {
+			t.Fatal(err)
+		}
+		queries++
+		n, distinct := r.Rows[0][0].(float64), r.Rows[0][1].(float64)
+		if n != distinct || n < last {
+			t.Fatalf("query %d: count %v, distinct positions %v, previous count %v", queries, n, distinct, last)
+		}
+		last = n
+		if n == 20_000 && strings.Contains(s.Log(), "msg=compacted") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("count %v after 2 minutes; compacted: %v", n, strings.Contains(s.Log(), "msg=compacted"))
+		}
+	}
+	<-done
+	t.Logf("%d queries, each row seen once", queries)
 }

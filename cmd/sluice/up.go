@@ -23,6 +23,7 @@ import (
 	"github.com/sluice-dev/sluice/processors"
 	"github.com/sluice-dev/sluice/query"
 	"github.com/sluice-dev/sluice/schemas"
+	"github.com/sluice-dev/sluice/sink"
 )
 
 type upConfig struct {
@@ -32,6 +33,8 @@ type upConfig struct {
 	kafkaListen string
 	queryMemory string
 	queryTime   time.Duration
+	budget      string
+	compact     time.Duration
 }
 
 func (c *upConfig) validate() error {
@@ -47,6 +50,12 @@ func (c *upConfig) validate() error {
 	if c.queryTime <= 0 {
 		errs = append(errs, errors.New("--query-timeout must be positive"))
 	}
+	if n, err := parseSize(c.budget); err != nil || n < 1<<20 {
+		errs = append(errs, fmt.Errorf("--memory-budget %q: want a size of at least 1MiB, like 512MiB", c.budget))
+	}
+	if c.compact < 0 {
+		errs = append(errs, errors.New("--compact-interval must not be negative"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -59,6 +68,8 @@ func runUp(args []string) error {
 	fs.StringVar(&c.kafkaListen, "kafka-listen", "127.0.0.1:9092", "address of the embedded Kafka broker, for any Kafka client")
 	fs.StringVar(&c.queryMemory, "query-memory", "1GB", "DuckDB memory limit for all queries together")
 	fs.DurationVar(&c.queryTime, "query-timeout", time.Minute, "longest a query may run")
+	fs.StringVar(&c.budget, "memory-budget", "512MiB", "rows buffered by all pipelines together before files are written early")
+	fs.DurationVar(&c.compact, "compact-interval", 5*time.Minute, "how often small table files are merged (0: never)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -91,11 +102,12 @@ func up(c upConfig, log *slog.Logger) error {
 	// mirror of the table files.
 	cat := catalog{log: log}
 	if d, ok := bucket.(*objstore.Dir); ok {
-		cat.dir = d.Path("tables")
+		cat.local = d
 	} else {
 		cat.mirror = &query.Mirror{Bucket: bucket, Dir: filepath.Join(c.data, "cache")}
-		cat.dir = cat.mirror.TableDir("")
+		cat.local = &objstore.Dir{Root: cat.mirror.Dir}
 	}
+	cat.dir = cat.local.Path("tables")
 	broker, err := kafkax.StartEmbedded(filepath.Join(c.data, "kafka"), c.kafkaListen)
 	if err != nil {
 		return err
@@ -140,6 +152,9 @@ func up(c upConfig, log *slog.Logger) error {
 	// (even after a crash) resumes at once.
 	engine.InstanceID = "sluice-up"
 	engine.FunctionCache = filepath.Join(c.data, "cache", "functions")
+	budget, _ := parseSize(c.budget) // validated
+	engine.Budget = &sink.Budget{Limit: budget}
+	engine.CompactInterval = c.compact
 	engineCtx, stopEngine := context.WithCancel(context.Background())
 	engineDone := make(chan struct{})
 	go func() { defer close(engineDone); engine.Run(engineCtx) }()
@@ -199,7 +214,8 @@ func stopStep(log *slog.Logger, what string, stop func()) {
 // their files first when the store is not a local directory.
 type catalog struct {
 	reg    *deploy.Registry
-	dir    string        // local directory holding tables/<name>/
+	local  *objstore.Dir // the store, or the mirror, laid out as tables/<name>/...
+	dir    string        // local directory holding the tables
 	mirror *query.Mirror // nil for a directory store
 	log    *slog.Logger
 }
@@ -217,7 +233,12 @@ func (c catalog) Tables() []query.Table {
 			}
 			cancel()
 		}
-		qt := query.Table{Name: t.Name, Dir: filepath.Join(c.dir, t.Name),
+		files, err := sink.VisibleFiles(context.Background(), c.local, t.Name)
+		if err != nil {
+			c.log.Warn("cannot list table files", "table", t.Name, "err", err)
+			files = nil // fall back to every file under the directory
+		}
+		qt := query.Table{Name: t.Name, Dir: filepath.Join(c.dir, t.Name), Files: files,
 			PartitionColumns: []query.Column{{Name: "dt", Type: "DATE"}, {Name: "hour", Type: "INTEGER"}}}
 		for _, col := range t.Schema.Columns {
 			qt.Columns = append(qt.Columns, query.Column{Name: col.Name, Type: schemas.DuckDBType(col.Type)})
