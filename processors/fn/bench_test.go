@@ -40,6 +40,10 @@ func benchBatch(records, pad int) []Envelope {
 }
 
 func runBench(b *testing.B, cfg Config) {
+	runBenchHost(b, cfg, newHost)
+}
+
+func runBenchHost(b *testing.B, cfg Config, newHost func(testing.TB) *Host) {
 	for _, s := range benchSizes {
 		b.Run(s.name, func(b *testing.B) {
 			h := newHost(b)
@@ -67,6 +71,23 @@ func BenchmarkWasmWarm(b *testing.B) {
 	runBench(b, Config{Runtime: RuntimeWasm, Code: buildCode(b, "./testdata/conform", targetWarm), Timeout: time.Minute})
 }
 
+// BenchmarkWasmWarmNoChecks is BenchmarkWasmWarm compiled without wazero's
+// timeout checks (WithCloseOnContextDone(false)), which sluice never does: it
+// measures what the checks cost (wazero 1.12 leaves native code for Go at
+// every loop header).
+func BenchmarkWasmWarmNoChecks(b *testing.B) {
+	cfg := Config{Runtime: RuntimeWasm, Code: buildCode(b, "./testdata/conform", targetWarm), Timeout: time.Minute}
+	runBenchHost(b, cfg, func(tb testing.TB) *Host {
+		h, err := NewHost(context.Background(), tb.TempDir())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { _ = h.Close(context.Background()) })
+		h.noTermination = true
+		return h
+	})
+}
+
 func BenchmarkWasmOneShot(b *testing.B) {
 	runBench(b, Config{Runtime: RuntimeWasm, Code: buildCode(b, "./testdata/conform", targetCommand), Timeout: time.Minute})
 }
@@ -89,10 +110,15 @@ func BenchmarkDirect(b *testing.B) {
 	for _, s := range benchSizes {
 		b.Run(s.name, func(b *testing.B) {
 			bt := benchBatch(s.records, s.pad)
+			var enc encoder
+			if err := enc.appendEnvelopes(bt); err != nil {
+				b.Fatal(err)
+			}
 			recs := make([]sluicefn.Record, len(bt))
-			for i, e := range bt {
-				recs[i] = sluicefn.Record{Stream: e.Stream, Partition: e.Partition, Offset: e.Offset,
-					Key: e.Key, Timestamp: e.Timestamp, Headers: e.Headers, Data: e.Data}
+			for i, line := range strings.Split(strings.TrimSuffix(string(enc.env), "\n"), "\n") {
+				if err := sluicefn.DecodeEnvelope([]byte(line), &recs[i]); err != nil {
+					b.Fatal(err)
+				}
 			}
 			var out []byte
 			emit := func(row any) error {
@@ -118,11 +144,10 @@ func BenchmarkDirect(b *testing.B) {
 // BenchmarkEncode is the host's side alone: envelopes out, rows checked.
 func BenchmarkEncode(b *testing.B) {
 	bt := benchBatch(1000, 100)
-	var buf []byte
+	var enc encoder
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		var err error
-		if buf, err = appendEnvelopes(appendHeader(buf[:0], len(bt)), bt); err != nil {
+		if _, err := enc.encodeFrame(bt); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -139,4 +164,54 @@ func BenchmarkParseRows(b *testing.B) {
 		}
 	}
 	reportPerRecord(b, 1000)
+}
+
+// BenchmarkOverhead runs the lightest function (testdata/noop) through each
+// runtime: what remains is the runtime's own cost per batch and per record
+// (compare 1rec with 1000rec).
+func BenchmarkOverhead(b *testing.B) {
+	noChecks := func(tb testing.TB) *Host {
+		h, err := NewHost(context.Background(), tb.TempDir())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { _ = h.Close(context.Background()) })
+		h.noTermination = true
+		return h
+	}
+	sizes := benchSizes[:3]
+	for _, c := range []struct {
+		name    string
+		cfg     func() Config
+		newHost func(testing.TB) *Host
+	}{
+		{"wasm-warm", func() Config {
+			return Config{Runtime: RuntimeWasm, Code: buildCode(b, "./testdata/noop", targetWarm), Timeout: time.Minute}
+		}, newHost},
+		{"wasm-warm-nochecks", func() Config {
+			return Config{Runtime: RuntimeWasm, Code: buildCode(b, "./testdata/noop", targetWarm), Timeout: time.Minute}
+		}, noChecks},
+		{"exec-go", func() Config {
+			return Config{Runtime: RuntimeExec, Code: buildCode(b, "./testdata/noop", targetNative), Timeout: time.Minute}
+		}, newHost},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			h := c.newHost(b)
+			inst := newInstance(b, load(b, h, c.cfg()))
+			for _, s := range sizes {
+				b.Run(s.name, func(b *testing.B) {
+					bt := benchBatch(s.records, s.pad)
+					invokeOK(b, inst, bt)
+					b.ReportAllocs()
+					b.ResetTimer()
+					for i := 0; i < b.N; i++ {
+						if _, err := inst.Invoke(context.Background(), bt); err != nil {
+							b.Fatal(err)
+						}
+					}
+					reportPerRecord(b, s.records)
+				})
+			}
+		})
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"reflect"
 	"strings"
 	"syscall"
@@ -350,5 +349,3 @@ func tailOf(b []byte) []byte {
 	}
 	return b
 }
-
-var _ = exec.Command

@@ -20,12 +20,11 @@ import (
 // at the first Invoke and after any failure; its stderr goes to a file in the
 // instance's temporary directory, read back per batch.
 type execInstance struct {
-	fn    *Function
-	dir   string   // temporary directory: work/ (the working directory) and stderr.log
-	pmu   sync.Mutex
-	p     *process // nil until started, and after a failure; written under pmu
-	frame []byte
-	out   []byte
+	fn  *Function
+	dir string // temporary directory: work/ (the working directory) and stderr.log
+	pmu sync.Mutex
+	p   *process // nil until started, and after a failure; written under pmu
+	enc encoder
 }
 
 // answerGrace is how long a successful response may wait for the host's
@@ -41,8 +40,7 @@ func (e *execInstance) invoke(ctx context.Context, batch []Envelope) (*Result, *
 	}
 	p := e.p
 	p.beginBatch()
-	var err error
-	e.frame, err = appendEnvelopes(appendHeader(e.frame[:0], len(batch)), batch)
+	frame, err := e.enc.encodeFrame(batch)
 	if err != nil {
 		return nil, &InvokeError{Kind: KindProtocol, Err: err}
 	}
@@ -50,11 +48,10 @@ func (e *execInstance) invoke(ctx context.Context, batch []Envelope) (*Result, *
 	defer stop()
 	written := make(chan error, 1)
 	go func() {
-		_, err := p.stdin.Write(e.frame)
+		_, err := p.stdin.Write(frame)
 		written <- err
 	}()
-	out, readErr := p.readResponse(e.out[:0])
-	e.out = nil // rows alias it
+	out, readErr := p.readResponse(make([]byte, 0, len(frame)))
 	if readErr == nil {
 		readErr = awaitWrite(written)
 	}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
-	"time"
 	"unicode/utf8"
 )
 
@@ -16,22 +15,56 @@ import (
 
 const terminatorPrefix = `{"__sluice":`
 
-// appendHeader appends the batch header line of the framed protocol.
-func appendHeader(b []byte, n int) []byte {
-	b = append(b, `{"__sluice":"batch","records":`...)
-	b = strconv.AppendInt(b, int64(n), 10)
-	return append(b, "}\n"...)
+// tsLayout is RFC 3339 with a fixed width, so guests can parse it in place.
+const tsLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// encoder builds request frames, reusing its buffers.
+type encoder struct {
+	env   []byte // the envelope lines
+	sizes []int  // each line's length, newline included
+	frame []byte
 }
 
-// appendEnvelopes appends one envelope line per record.
-func appendEnvelopes(b []byte, batch []Envelope) ([]byte, error) {
-	var err error
+// appendEnvelopes appends one envelope line per record to e.env.
+func (e *encoder) appendEnvelopes(batch []Envelope) error {
+	e.env, e.sizes = e.env[:0], e.sizes[:0]
 	for i := range batch {
-		if b, err = appendEnvelope(b, &batch[i]); err != nil {
-			return nil, err
+		n := len(e.env)
+		var err error
+		if e.env, err = appendEnvelope(e.env, &batch[i]); err != nil {
+			return err
 		}
+		e.sizes = append(e.sizes, len(e.env)-n)
 	}
-	return b, nil
+	return nil
+}
+
+// encodeFrame returns the framed request: the header line, with the record
+// count and the line sizes, then the envelope lines. It stays valid until the
+// next call.
+func (e *encoder) encodeFrame(batch []Envelope) ([]byte, error) {
+	if err := e.appendEnvelopes(batch); err != nil {
+		return nil, err
+	}
+	b := append(e.frame[:0], `{"__sluice":"batch","records":`...)
+	b = strconv.AppendInt(b, int64(len(batch)), 10)
+	b = append(b, `,"sizes":[`...)
+	for i, s := range e.sizes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(s), 10)
+	}
+	b = append(b, "]}\n"...)
+	e.frame = append(b, e.env...)
+	return e.frame, nil
+}
+
+// shrink drops buffers an unusually big batch left behind.
+func (e *encoder) shrink() {
+	if cap(e.frame) > 64<<20 {
+		*e = encoder{}
+	}
 }
 
 // appendEnvelope appends e as one line. "data" is always the last member, so
@@ -56,7 +89,7 @@ func appendEnvelope(b []byte, e *Envelope) ([]byte, error) {
 		b = append(b, '"')
 	}
 	b = append(b, `,"timestamp":"`...)
-	b = e.Timestamp.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = e.Timestamp.UTC().AppendFormat(b, tsLayout)
 	b = append(b, `","headers":`...)
 	b = appendHeaders(b, e.Headers)
 	b = append(b, `,"data":`...)

@@ -16,25 +16,22 @@ var errOutputTooLarge = errors.New("output exceeds the limit")
 type oneShotInstance struct {
 	fn  *Function
 	log tail
-	in  []byte
+	enc encoder
 }
 
 func (o *oneShotInstance) invoke(ctx context.Context, batch []Envelope) (*Result, *InvokeError) {
-	var err error
-	if o.in, err = appendEnvelopes(o.in[:0], batch); err != nil {
+	if err := o.enc.appendEnvelopes(batch); err != nil {
 		return nil, &InvokeError{Kind: KindProtocol, Err: err}
 	}
 	stdout := &limitWriter{max: MaxOutput}
 	code := o.fn.wasm
-	mc := o.fn.moduleConfig(bytes.NewReader(o.in), stdout, &o.log)
+	mc := o.fn.moduleConfig(bytes.NewReader(o.enc.env), stdout, &o.log)
 	mod, err := code.runtime.InstantiateModule(ctx, code.compiled, mc)
 	if mod != nil {
 		_ = mod.Close(context.WithoutCancel(ctx))
 	}
 	log := o.log.take()
-	if cap(o.in) > 64<<20 {
-		o.in = nil
-	}
+	o.enc.shrink()
 	if err != nil {
 		return nil, o.failure(ctx, err, log, stdout.overflow)
 	}

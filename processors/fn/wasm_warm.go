@@ -18,7 +18,7 @@ type warmInstance struct {
 	alloc  api.Function
 	handle api.Function
 	log    tail
-	frame  []byte
+	enc    encoder
 	stack  [2]uint64
 }
 
@@ -56,12 +56,12 @@ func (w *warmInstance) invoke(ctx context.Context, batch []Envelope) (*Result, *
 			return nil, ierr
 		}
 	}
-	var err error
-	w.frame, err = appendEnvelopes(appendHeader(w.frame[:0], len(batch)), batch)
+	frame, err := w.enc.encodeFrame(batch)
 	if err != nil {
 		return nil, &InvokeError{Kind: KindProtocol, Err: err}
 	}
-	out, ierr := w.call(ctx, w.frame)
+	out, ierr := w.call(ctx, frame)
+	w.enc.shrink()
 	if ierr != nil {
 		return nil, ierr
 	}
@@ -71,9 +71,6 @@ func (w *warmInstance) invoke(ctx context.Context, batch []Envelope) (*Result, *
 		ierr.Log = log
 		w.discard(ctx)
 		return nil, ierr
-	}
-	if cap(w.frame) > 64<<20 {
-		w.frame = nil // do not hold on to the memory of an unusually big batch
 	}
 	return &Result{Rows: rows, Log: log}, nil
 }

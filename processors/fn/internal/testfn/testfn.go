@@ -82,8 +82,8 @@ func emitRows(r *sluicefn.Record, emit sluicefn.Emit) error {
 		} else {
 			row.Null("key")
 		}
-		row.Time("ts", r.Timestamp)
-		if h, ok := r.Headers["h"]; ok {
+		row.Time("ts", r.Timestamp())
+		if h, ok := r.Header("h"); ok {
 			row.String("hdr", h)
 		} else {
 			row.Null("hdr")
