@@ -176,6 +176,11 @@ func (r *Registry) CreatePipeline(ctx context.Context, p Pipeline) (Pipeline, er
 	if _, ok := r.Table(p.Table); !ok {
 		errs = append(errs, fmt.Errorf("table %q does not exist (create it first)", p.Table))
 	}
+	if p.DeadLetter != "" {
+		if _, ok := r.Stream(p.DeadLetter); !ok {
+			errs = append(errs, fmt.Errorf("dead_letter stream %q does not exist (create it first)", p.DeadLetter))
+		}
+	}
 	if p.Function != "" {
 		name, q := SplitQualifier(p.Function)
 		if f, ok := r.Function(name); !ok {

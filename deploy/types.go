@@ -84,6 +84,17 @@ type Pipeline struct {
 	BatchSize   int      `json:"batch_size"`
 	BatchBytes  int      `json:"batch_bytes"`
 	BatchWindow Duration `json:"batch_window"`
+	// Giving up is off by default: a failed batch is retried forever. With
+	// MaxAttempts (attempts per batch) and/or MaxRecordAge (age of the
+	// batch's oldest record), a batch that keeps failing is given up: its
+	// records go, whole and with the error in their headers, to the
+	// DeadLetter stream, and the partition moves on. With BisectOnError a
+	// failing batch is first split in halves, recursively, so only the
+	// records that fail on their own are given up.
+	MaxAttempts   int      `json:"max_attempts,omitempty"`
+	MaxRecordAge  Duration `json:"max_record_age,omitempty"`
+	DeadLetter    string   `json:"dead_letter,omitempty"`
+	BisectOnError bool     `json:"bisect_on_error,omitempty"`
 }
 
 // ConsumerGroup is the Kafka consumer group of the pipeline's workers.
@@ -154,6 +165,16 @@ func (p *Pipeline) normalize() error {
 	}
 	if p.BatchWindow < Duration(time.Millisecond) || p.BatchWindow > Duration(time.Minute) {
 		errs = append(errs, fmt.Errorf("batch_window must be between 1ms and 1m, got %s", time.Duration(p.BatchWindow)))
+	}
+	if p.MaxAttempts < 0 || p.MaxRecordAge < 0 {
+		errs = append(errs, errors.New("max_attempts and max_record_age must not be negative (0: retry forever)"))
+	}
+	givesUp := p.MaxAttempts > 0 || p.MaxRecordAge > 0
+	if givesUp && p.DeadLetter == "" {
+		errs = append(errs, errors.New("max_attempts or max_record_age needs a dead_letter stream to keep the records it gives up"))
+	}
+	if !givesUp && (p.DeadLetter != "" || p.BisectOnError) {
+		errs = append(errs, errors.New("dead_letter and bisect_on_error take effect only with max_attempts or max_record_age"))
 	}
 	return errors.Join(errs...)
 }

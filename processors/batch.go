@@ -26,6 +26,11 @@ type Pipeline struct {
 	FileBytes   int64
 	FileAge     time.Duration
 	Budget      *sink.Budget // shared by all pipelines of the engine
+	// Giving up on a batch (see deploy.Pipeline); zero values: never.
+	MaxAttempts   int
+	MaxRecordAge  time.Duration
+	DeadLetter    string
+	BisectOnError bool
 }
 
 // Record is one Kafka record as a pipeline sees it.
@@ -44,6 +49,18 @@ type Batch struct {
 	Partition int32
 	Records   []Record
 	Bytes     int
+}
+
+// split cuts the batch into two halves, in order.
+func (b *Batch) split() (*Batch, *Batch) {
+	mid := len(b.Records) / 2
+	first := &Batch{Stream: b.Stream, Partition: b.Partition, Records: b.Records[:mid]}
+	second := &Batch{Stream: b.Stream, Partition: b.Partition, Records: b.Records[mid:]}
+	for _, r := range first.Records {
+		first.Bytes += len(r.Value)
+	}
+	second.Bytes = b.Bytes - first.Bytes
+	return first, second
 }
 
 // First and Last are the batch's offset range.

@@ -106,6 +106,8 @@ func (e *Engine) resolve() map[string]Pipeline {
 			Name: p.Name, Group: p.ConsumerGroup(), Stream: p.Stream, Function: p.Function, Table: p.Table, Schema: &schema,
 			BatchSize: p.BatchSize, BatchBytes: p.BatchBytes, BatchWindow: time.Duration(p.BatchWindow),
 			FileBytes: t.FileBytes, FileAge: time.Duration(t.FileAge), Budget: e.Budget,
+			MaxAttempts: p.MaxAttempts, MaxRecordAge: time.Duration(p.MaxRecordAge), DeadLetter: p.DeadLetter,
+			BisectOnError: p.BisectOnError,
 		}
 	}
 	return out
@@ -169,7 +171,9 @@ func (e *Engine) processorFor(spec Pipeline) (func() Processor, error) {
 func sameSpec(a, b Pipeline) bool {
 	return a.Stream == b.Stream && a.Table == b.Table && a.Function == b.Function && a.BatchSize == b.BatchSize &&
 		a.BatchBytes == b.BatchBytes && a.BatchWindow == b.BatchWindow && a.FileBytes == b.FileBytes &&
-		a.FileAge == b.FileAge && slices.Equal(a.Schema.Columns, b.Schema.Columns)
+		a.FileAge == b.FileAge && slices.Equal(a.Schema.Columns, b.Schema.Columns) &&
+		a.MaxAttempts == b.MaxAttempts && a.MaxRecordAge == b.MaxRecordAge && a.DeadLetter == b.DeadLetter &&
+		a.BisectOnError == b.BisectOnError
 }
 
 // stop ends the poll loop, then drains the partitions and leaves the group.

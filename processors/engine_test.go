@@ -41,11 +41,12 @@ func (b *flakyBucket) Put(ctx context.Context, key string, data []byte) error {
 }
 
 type env struct {
-	t      *testing.T
-	bucket *flakyBucket
-	cl     *kgo.Client
-	reg    *deploy.Registry
-	engine *processors.Engine
+	t       *testing.T
+	brokers []string
+	bucket  *flakyBucket
+	cl      *kgo.Client
+	reg     *deploy.Registry
+	engine  *processors.Engine
 }
 
 func newEnv(t *testing.T) *env {
@@ -68,7 +69,7 @@ func newEnvWith(t *testing.T, setup func(ctx context.Context, reg *deploy.Regist
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, bucket: &flakyBucket{Dir: dir, match: "/s-2-"}}
+	e := &env{t: t, bucket: &flakyBucket{Dir: dir, match: "/s-2-"}, brokers: c.ListenAddrs()}
 	e.cl, err = kafkax.NewClient(c.ListenAddrs(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)

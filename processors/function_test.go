@@ -13,6 +13,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-dev/sluice/deploy"
 	"github.com/sluice-dev/sluice/processors"
@@ -174,5 +175,68 @@ func TestPoisonPillAndAliasMove(t *testing.T) {
 				t.Fatalf("partition %d: row %d has src_offset %d: rows out of offset order or duplicated: %v", p, i, v, got)
 			}
 		}
+	}
+}
+
+// TestDeadLetterWithBisect: with max_attempts, a dead-letter stream and
+// bisect-on-error, a batch holding one poison record is split until the
+// poison record alone is given up: it lands in the dead-letter stream, whole
+// and with the error, and every other record is in the table.
+func TestDeadLetterWithBisect(t *testing.T) {
+	code := buildPoison(t)
+	e := newEnvWith(t, func(ctx context.Context, reg *deploy.Registry) error {
+		if _, err := reg.DeployFunction(ctx, "f", deploy.FunctionConfig{Runtime: "wasm", Timeout: deploy.Duration(5 * time.Second), Env: map[string]string{"FAIL_POISON": "1"}}, code); err != nil {
+			return err
+		}
+		if _, err := reg.CreateStream(ctx, deploy.Stream{Name: "dlq", Partitions: 1}); err != nil {
+			return err
+		}
+		if _, err := reg.CreateTable(ctx, deploy.Table{Name: "t", Schema: fnSchema, FileAge: deploy.Duration(200 * time.Millisecond)}); err != nil {
+			return err
+		}
+		_, err := reg.CreatePipeline(ctx, deploy.Pipeline{Name: "p", Stream: "s", Function: "f", Table: "t", BatchSize: 10,
+			BatchWindow: deploy.Duration(20 * time.Millisecond), MaxAttempts: 2, DeadLetter: "dlq", BisectOnError: true})
+		return err
+	})
+	e.produceWith(30, func(p int32, i int) string {
+		if p == 1 && i == 13 {
+			return `{"message":"bad","poison":true}`
+		}
+		return fmt.Sprintf(`{"message":"m%d"}`, i)
+	})
+	for p := range 4 {
+		want := int64(30)
+		if p == 1 {
+			want = 29
+		}
+		waitFor(t, fmt.Sprintf("partition %d's %d rows", p, want), func() bool { return e.rows(p) == want })
+	}
+	got := e.srcOffsets(1)
+	for i, v := range got {
+		if wantOff := int64(i) + map[bool]int64{true: 1, false: 0}[i >= 13]; v != wantOff {
+			t.Fatalf("partition 1 rows: %v", got)
+		}
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumeTopics("dlq"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	fetches := cl.PollFetches(ctx)
+	recs := fetches.Records()
+	if len(recs) != 1 || string(recs[0].Value) != `{"message":"bad","poison":true}` {
+		t.Fatalf("dead-letter records: %d %v", len(recs), fetches.Errors())
+	}
+	hdr := map[string]string{}
+	for _, h := range recs[0].Headers {
+		hdr[h.Key] = string(h.Value)
+	}
+	if hdr["sluice.offset"] != "13" || hdr["sluice.partition"] != "1" || !strings.Contains(hdr["sluice.error"], "poison pill at offset 13") {
+		t.Fatalf("dead-letter headers: %v", hdr)
+	}
+	if s := e.status(1); s.GivenUp != 1 || s.State != processors.StateRunning {
+		t.Fatalf("status: %+v", s)
 	}
 }

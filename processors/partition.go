@@ -3,6 +3,7 @@ package processors
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -37,6 +38,9 @@ type PartitionStatus struct {
 	// is the tail of its log from the last failed batch.
 	FunctionVersion string `json:"function_version,omitempty"`
 	Stderr          string `json:"stderr,omitempty"`
+	// GivenUp counts batches (or bisected parts) sent to the dead-letter
+	// stream since this worker took the partition.
+	GivenUp int `json:"given_up,omitempty"`
 }
 
 // inbox is the queue between the poll loop and one partition's worker. The
@@ -100,8 +104,11 @@ type partition struct {
 	proc   Processor
 	in     *inbox
 	commit func(ctx context.Context, next int64)
-	resume func()
-	log    *slog.Logger
+	// deadLetter sends a batch's records, with the error, to the pipeline's
+	// dead-letter stream.
+	deadLetter func(ctx context.Context, b *Batch, cause error) error
+	resume     func()
+	log        *slog.Logger
 
 	next int64 // the offset the next batch must start at or after; -1: any
 
@@ -200,15 +207,45 @@ func nonEmpty(b *Batch) *Batch {
 }
 
 // process turns the batch into rows and adds them to the writer, retrying
-// forever; it returns false only when ctx ends first.
+// forever unless the pipeline gives up on batches (then: bisect, dead
+// letter); it returns false only when ctx ends first.
 func (pt *partition) process(ctx context.Context, b *Batch) bool {
-	return pt.retry(ctx, func() error {
+	var lastErr error
+	ok, gaveUp := pt.retryUntil(ctx, func() error {
 		rows, err := pt.proc.Process(ctx, b)
 		if err != nil {
+			lastErr = err
 			return err
 		}
 		return pt.w.Add(rows, b.First(), b.Last(), b.Bytes)
+	}, func(attempt int) bool { return pt.givesUp(attempt, b) })
+	if !gaveUp {
+		return ok
+	}
+	if pt.p.BisectOnError && len(b.Records) > 1 {
+		first, second := b.split()
+		return pt.process(ctx, first) && pt.process(ctx, second)
+	}
+	pt.log.Warn("giving up on batch; sending its records to the dead-letter stream",
+		"first", b.First(), "last", b.Last(), "dead_letter", pt.p.DeadLetter, "err", lastErr)
+	sent := pt.retry(ctx, func() error {
+		if err := pt.deadLetter(ctx, b, lastErr); err != nil {
+			return fmt.Errorf("cannot send offsets %d..%d to dead-letter stream %q: %w", b.First(), b.Last(), pt.p.DeadLetter, err)
+		}
+		return pt.w.Add(nil, b.First(), b.Last(), b.Bytes)
 	})
+	if sent {
+		pt.setStatus(func(s *PartitionStatus) { s.GivenUp++ })
+	}
+	return sent
+}
+
+// givesUp reports whether a batch that failed attempt times is given up.
+func (pt *partition) givesUp(attempt int, b *Batch) bool {
+	if pt.p.MaxAttempts > 0 && attempt >= pt.p.MaxAttempts {
+		return true
+	}
+	return pt.p.MaxRecordAge > 0 && time.Since(b.Records[0].Timestamp) > pt.p.MaxRecordAge
 }
 
 // flush writes the buffered rows (retrying forever) and commits.
@@ -228,6 +265,13 @@ func (pt *partition) flush(ctx context.Context) bool {
 // retry runs f until it succeeds, with capped exponential backoff, showing
 // the partition as retrying meanwhile. It returns false if ctx ends first.
 func (pt *partition) retry(ctx context.Context, f func() error) bool {
+	ok, _ := pt.retryUntil(ctx, f, nil)
+	return ok
+}
+
+// retryUntil is retry that stops, with gaveUp, once giveUp(attempts) says so
+// after a failure.
+func (pt *partition) retryUntil(ctx context.Context, f func() error, giveUp func(attempt int) bool) (ok, gaveUp bool) {
 	for attempt := 1; ; attempt++ {
 		err := f()
 		if err == nil {
@@ -240,16 +284,22 @@ func (pt *partition) retry(ctx context.Context, f func() error) bool {
 			if f, ok := pt.proc.(*Function); ok {
 				pt.setStatus(func(s *PartitionStatus) { s.FunctionVersion = f.Version() })
 			}
-			return true
+			return true, false
 		}
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-			return false
+			return false, false
 		}
 		if errors.Is(err, sink.ErrFenced) {
 			// Another worker owns the partition now: stop, commit nothing.
 			pt.log.Warn("partition fenced by a newer owner; stopping it", "err", err)
 			pt.setStatus(func(s *PartitionStatus) { s.State, s.LastError = StateUnassigned, err.Error() })
-			return false
+			return false, false
+		}
+		if giveUp != nil && giveUp(attempt) {
+			pt.setStatus(func(s *PartitionStatus) {
+				s.State, s.Attempts, s.Since = StateRunning, 0, time.Now().UTC()
+			})
+			return false, true
 		}
 		wait := backoff(attempt)
 		pt.log.Warn("batch failed; retrying", "attempt", attempt, "in", wait, "err", err)
@@ -264,7 +314,7 @@ func (pt *partition) retry(ctx context.Context, f func() error) bool {
 		})
 		select {
 		case <-ctx.Done():
-			return false
+			return false, false
 		case <-time.After(wait):
 		}
 	}

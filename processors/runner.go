@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -104,11 +105,12 @@ func (r *runner) start(id int32, w *sink.Writer, next int64) {
 	ctx, cancel := context.WithCancel(context.Background())
 	pt := &partition{
 		p: &r.p, id: id, w: w, proc: r.newProc(), next: next,
-		in:     &inbox{wake: make(chan struct{}, 1), maxRecs: max(4*r.p.BatchSize, 10_000)},
-		commit: r.commit(id),
-		resume: func() { r.cl.ResumeFetchPartitions(map[string][]int32{r.p.Stream: {id}}) },
-		log:    r.log.With("partition", id),
-		status: PartitionStatus{Partition: id, State: StateRunning, Since: time.Now().UTC(), Committed: max(next, 0)},
+		in:         &inbox{wake: make(chan struct{}, 1), maxRecs: max(4*r.p.BatchSize, 10_000)},
+		commit:     r.commit(id),
+		deadLetter: r.deadLetter,
+		resume:     func() { r.cl.ResumeFetchPartitions(map[string][]int32{r.p.Stream: {id}}) },
+		log:        r.log.With("partition", id),
+		status:     PartitionStatus{Partition: id, State: StateRunning, Since: time.Now().UTC(), Committed: max(next, 0)},
 	}
 	run := &running{pt: pt, drain: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
 	r.mu.Lock()
@@ -251,4 +253,30 @@ func headers(hs []kgo.RecordHeader) map[string]string {
 		m[h.Key] = string(h.Value)
 	}
 	return m
+}
+
+// deadLetter produces b's records, as they were (key, value, headers,
+// timestamp), to the dead-letter stream, adding headers that say where they
+// came from and why they were given up. Delivery is at least once: a crash
+// before the partition's next flush sends them again.
+func (r *runner) deadLetter(ctx context.Context, b *Batch, cause error) error {
+	msg := "unknown error"
+	if cause != nil {
+		msg = cause.Error()
+	}
+	recs := make([]*kgo.Record, len(b.Records))
+	for i, rec := range b.Records {
+		hs := []kgo.RecordHeader{
+			{Key: "sluice.error", Value: []byte(msg)},
+			{Key: "sluice.pipeline", Value: []byte(r.p.Name)},
+			{Key: "sluice.stream", Value: []byte(b.Stream)},
+			{Key: "sluice.partition", Value: []byte(strconv.Itoa(int(rec.Partition)))},
+			{Key: "sluice.offset", Value: []byte(strconv.FormatInt(rec.Offset, 10))},
+		}
+		for k, v := range rec.Headers {
+			hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)})
+		}
+		recs[i] = &kgo.Record{Topic: r.p.DeadLetter, Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp, Headers: hs}
+	}
+	return r.cl.ProduceSync(ctx, recs...).FirstErr()
 }
