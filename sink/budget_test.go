@@ -67,6 +67,9 @@ func budgetRun(t testing.TB, limit int64, totalBytes int) (peak uint64, used int
 // 8 MiB budget, the heap stays within a fixed overhead of the budget while
 // 96 MiB flow through; without a budget the buffers hold everything.
 func TestMemoryBudgetBoundsBuffers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures the heap over 96 MiB of rows twice; skipped in -short (the race-detector pass)")
+	}
 	const limit, total = 8 << 20, 96 << 20
 	peak, _ := budgetRun(t, limit, total)
 	t.Logf("peak live heap above start with an 8 MiB budget: %.1f MiB", float64(peak)/(1<<20))
