@@ -240,3 +240,38 @@ func TestDeadLetterWithBisect(t *testing.T) {
 		t.Fatalf("status: %+v", s)
 	}
 }
+
+// TestInfiniteLoopTimesOut: a function that loops forever on a record is
+// stopped by its timeout, the batch is retried (state retrying, error
+// "timeout"), other partitions flow, and a fixed version un-sticks it.
+func TestInfiniteLoopTimesOut(t *testing.T) {
+	code := buildPoison(t)
+	e := newEnvWith(t, func(ctx context.Context, reg *deploy.Registry) error {
+		if _, err := reg.DeployFunction(ctx, "f", deploy.FunctionConfig{Runtime: "wasm", Timeout: deploy.Duration(300 * time.Millisecond), Env: map[string]string{"FAIL_POISON": "1"}}, code); err != nil {
+			return err
+		}
+		if _, err := reg.CreateTable(ctx, deploy.Table{Name: "t", Schema: fnSchema, FileAge: deploy.Duration(200 * time.Millisecond)}); err != nil {
+			return err
+		}
+		_, err := reg.CreatePipeline(ctx, deploy.Pipeline{Name: "p", Stream: "s", Function: "f", Table: "t", BatchSize: 10, BatchWindow: deploy.Duration(20 * time.Millisecond)})
+		return err
+	})
+	e.produceWith(20, func(p int32, i int) string {
+		if p == 3 && i == 5 {
+			return `{"message":"spin","loop":true}`
+		}
+		return fmt.Sprintf(`{"message":"m%d"}`, i)
+	})
+	for _, p := range []int{0, 1, 2} {
+		waitFor(t, fmt.Sprintf("partition %d's 20 rows", p), func() bool { return e.rows(p) == 20 })
+	}
+	waitFor(t, "partition 3 retrying after timeouts", func() bool {
+		s := e.status(3)
+		return s.State == processors.StateRetrying && s.Attempts >= 2 && strings.Contains(s.LastError, "timeout")
+	})
+	// $LATEST without FAIL_POISON: the pipeline follows $LATEST.
+	if _, err := e.reg.DeployFunction(t.Context(), "f", deploy.FunctionConfig{Runtime: "wasm", Timeout: deploy.Duration(300 * time.Millisecond)}, code); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "partition 3's 20 rows", func() bool { return e.rows(3) == 20 })
+}

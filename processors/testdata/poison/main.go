@@ -1,7 +1,7 @@
 // Command poison is the test function of processors' function tests: it
 // copies each record's message and offset into a row, fails the batch on a
-// record with "poison": true while the environment has FAIL_POISON=1, and
-// loops forever on "loop": true.
+// record with "poison": true and loops forever on one with "loop": true, both
+// only while the environment has FAIL_POISON=1.
 package main
 
 import (
@@ -19,7 +19,7 @@ func main() {
 			fmt.Fprintf(os.Stderr, "poison pill at offset %d\n", r.Offset)
 			return fmt.Errorf("poison pill at offset %d", r.Offset)
 		}
-		if l, _ := r.Bool("loop"); l {
+		if l, _ := r.Bool("loop"); l && failPoison {
 			for {
 			}
 		}
