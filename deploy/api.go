@@ -13,7 +13,7 @@ import (
 // API serves the admin endpoints:
 //
 //	GET  /v1/streams              POST /v1/streams     GET /v1/streams/{name}
-//	GET  /v1/tables               POST /v1/tables      GET /v1/tables/{name}
+//	GET  /v1/tables               POST /v1/tables      GET /v1/tables/{name}   PUT /v1/tables/{name}
 //	GET  /v1/pipelines            POST /v1/pipelines   GET /v1/pipelines/{name}
 //	GET  /v1/pipelines/{name}/status   POST /v1/pipelines/{name}/pause|resume
 //	GET  /v1/functions                GET /v1/functions/{name}   PUT /v1/functions/{name}
@@ -42,6 +42,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/pipelines/{name}", getOne("pipeline", a.Reg.Pipeline))
 	mux.HandleFunc("POST /v1/streams", create(a.Reg.CreateStream))
 	mux.HandleFunc("POST /v1/tables", create(a.Reg.CreateTable))
+	mux.HandleFunc("PUT /v1/tables/{name}", a.updateTable)
 	mux.HandleFunc("POST /v1/pipelines", create(a.Reg.CreatePipeline))
 	mux.HandleFunc("GET /v1/pipelines/{name}/status", a.status)
 	mux.HandleFunc("POST /v1/pipelines/{name}/pause", a.pause(true))
@@ -100,6 +101,22 @@ func (a *API) deployFunction(w http.ResponseWriter, r *http.Request) {
 	}
 	f, err := a.Reg.DeployFunction(r.Context(), r.PathValue("name"), req.FunctionConfig, req.Code)
 	writeResult(w, http.StatusOK, f, err)
+}
+
+func (a *API) updateTable(w http.ResponseWriter, r *http.Request) {
+	var t Table
+	if !decodeBody(w, r, MaxAdminBody, &t) {
+		return
+	}
+	if t.Name == "" {
+		t.Name = r.PathValue("name")
+	}
+	if t.Name != r.PathValue("name") {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("body names table %q, the path %q", t.Name, r.PathValue("name")))
+		return
+	}
+	out, err := a.Reg.UpdateTable(r.Context(), t)
+	writeResult(w, http.StatusOK, out, err)
 }
 
 func (a *API) publish(w http.ResponseWriter, r *http.Request) {

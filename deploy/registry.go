@@ -166,6 +166,34 @@ func (r *Registry) CreateTable(ctx context.Context, t Table) (Table, error) {
 	return t, nil
 }
 
+// UpdateTable replaces a table's schema and settings with t, if the schema
+// change is an allowed evolution (schemas.CheckEvolution: new nullable
+// columns, int32→int64, float32→float64, ...). Files already written stay
+// as they are and are read together with the new ones. Pipelines writing the
+// table restart with the new schema.
+func (r *Registry) UpdateTable(ctx context.Context, t Table) (Table, error) {
+	if err := t.normalize(); err != nil {
+		return t, fmt.Errorf("%w table: %w", ErrInvalid, err)
+	}
+	r.fnMu.Lock()
+	defer r.fnMu.Unlock()
+	old, ok := r.Table(t.Name)
+	if !ok {
+		return t, fmt.Errorf("table %q %w", t.Name, ErrNotFound)
+	}
+	if err := schemas.CheckEvolution(&old.Schema, &t.Schema); err != nil {
+		return t, fmt.Errorf("%w table %q: %w", ErrInvalid, t.Name, err)
+	}
+	if err := r.save(ctx, "tables", t.Name, t); err != nil {
+		return t, err
+	}
+	r.mu.Lock()
+	r.tables[t.Name] = t
+	r.notifyLocked()
+	r.mu.Unlock()
+	return t, nil
+}
+
 // CreatePipeline validates p, checks its stream and table exist, and records
 // it; workers start it at their next look at the registry.
 func (r *Registry) CreatePipeline(ctx context.Context, p Pipeline) (Pipeline, error) {

@@ -101,3 +101,28 @@ func TestChangedFiresOnCreate(t *testing.T) {
 		t.Fatal("Changed did not fire")
 	}
 }
+
+func TestUpdateTableEvolution(t *testing.T) {
+	b, _ := objstore.NewDir(t.TempDir())
+	var topics topicLog
+	r := openReg(t, b, &topics)
+	ctx := t.Context()
+	base := schemas.Schema{Columns: []schemas.Column{{Name: "n", Type: schemas.Int32}, {Name: "s", Type: schemas.String}}}
+	if _, err := r.CreateTable(ctx, Table{Name: "t", Schema: base}); err != nil {
+		t.Fatal(err)
+	}
+	wider := schemas.Schema{Columns: []schemas.Column{{Name: "n", Type: schemas.Int64}, {Name: "s", Type: schemas.String}, {Name: "extra", Type: "list<string>"}}}
+	if _, err := r.UpdateTable(ctx, Table{Name: "t", Schema: wider}); err != nil {
+		t.Fatalf("widening and adding a nullable column: %v", err)
+	}
+	if got, _ := r.Table("t"); got.Schema.Columns[0].Type != schemas.Int64 || len(got.Schema.Columns) != 3 {
+		t.Fatalf("table after update: %+v", got.Schema)
+	}
+	_, err := r.UpdateTable(ctx, Table{Name: "t", Schema: base})
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("narrowing and dropping a column: %v, want ErrInvalid", err)
+	}
+	if _, err := r.UpdateTable(ctx, Table{Name: "missing", Schema: base}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("update of a missing table: %v", err)
+	}
+}

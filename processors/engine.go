@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
+	"reflect"
 	"sync"
 	"time"
 
@@ -171,7 +171,7 @@ func (e *Engine) processorFor(spec Pipeline) (func() Processor, error) {
 func sameSpec(a, b Pipeline) bool {
 	return a.Stream == b.Stream && a.Table == b.Table && a.Function == b.Function && a.BatchSize == b.BatchSize &&
 		a.BatchBytes == b.BatchBytes && a.BatchWindow == b.BatchWindow && a.FileBytes == b.FileBytes &&
-		a.FileAge == b.FileAge && slices.Equal(a.Schema.Columns, b.Schema.Columns) &&
+		a.FileAge == b.FileAge && reflect.DeepEqual(a.Schema, b.Schema) &&
 		a.MaxAttempts == b.MaxAttempts && a.MaxRecordAge == b.MaxRecordAge && a.DeadLetter == b.DeadLetter &&
 		a.BisectOnError == b.BisectOnError
 }

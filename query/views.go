@@ -267,7 +267,7 @@ func checkColumn(c Column) error {
 			depth++
 		case r == ')':
 			depth--
-		case r == '_' || r == ' ' || r == ',' || r == '[' || r == ']',
+		case r == '_' || r == ' ' || r == ',' || r == '[' || r == ']' || r == '"',
 			r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
 		default:
 			depth = -1
@@ -276,7 +276,7 @@ func checkColumn(c Column) error {
 			break
 		}
 	}
-	if c.Type == "" || depth != 0 {
+	if c.Type == "" || depth != 0 || strings.Count(c.Type, `"`)%2 != 0 {
 		return fmt.Errorf("invalid type %q for column %q", c.Type, c.Name)
 	}
 	return nil

@@ -42,6 +42,29 @@ func arrowValue(t *testing.T, arr arrow.Array, i int) any {
 		return a.Storage().(*array.String).Value(i)
 	case *array.Binary:
 		return bytes.Clone(a.Value(i))
+	case *array.Decimal128:
+		return a.Value(i)
+	case *array.Map: // before *array.List, which it embeds
+		start, end := a.ValueOffsets(i)
+		keys, items := a.Keys().(*array.String), a.Items()
+		entries := []schemas.MapEntry{}
+		for j := int(start); j < int(end); j++ {
+			entries = append(entries, schemas.MapEntry{Key: keys.Value(j), Value: arrowValue(t, items, j)})
+		}
+		return entries
+	case *array.List:
+		start, end := a.ValueOffsets(i)
+		vals := []any{}
+		for j := int(start); j < int(end); j++ {
+			vals = append(vals, arrowValue(t, a.ListValues(), j))
+		}
+		return vals
+	case *array.Struct:
+		vals := make([]any, a.NumField())
+		for f := range vals {
+			vals[f] = arrowValue(t, a.Field(f), i)
+		}
+		return vals
 	}
 	t.Fatalf("unexpected array type %T", arr)
 	return nil

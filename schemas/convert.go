@@ -2,7 +2,6 @@ package schemas
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -25,7 +24,10 @@ type Meta struct {
 // Row is one converted row: a value per schema column, in column order, and
 // the row's event time. Values hold string, bool, int32, int64, float32,
 // float64, string (json, as compact JSON text), []byte (binary), or nil;
-// timestamps are int64 microseconds since the epoch (UTC) and dates int32 days.
+// timestamps are int64 microseconds since the epoch (UTC) and dates int32
+// days. A decimal(p,s) is a decimal128.Num, the value times 10^s; a list is
+// []any and a struct []any with one value per declared field (nil: null),
+// each in its element's representation; a map is []MapEntry.
 type Row struct {
 	Values []any
 	Time   time.Time
@@ -47,7 +49,9 @@ const (
 	Keep
 )
 
-// FieldError is a value that does not fit its column.
+// FieldError is a value that does not fit its column. For a value inside a
+// list, map or struct, Column is the path to it, like items[2].price or
+// tags["env"], and Type and Value are those of that inner value.
 type FieldError struct {
 	Column string
 	Type   Kind
@@ -63,54 +67,34 @@ func (e *FieldError) Error() string {
 //
 // data must be a JSON object, except in Keep mode with a rest column, where a
 // non-object value is kept in the rest column as {"_data": value}. Fields are
-// matched to columns by exact name; metadata columns come from m. The time
-// column, when absent or null, takes m.Timestamp.
+// matched to columns by exact name (a repeated field: the last one counts);
+// metadata columns come from m. The time column, when absent or null, takes
+// m.Timestamp.
 func (s *Schema) Convert(data []byte, m Meta, mode Mode) (Row, error) {
-	fields, err := decodeObject(data)
-	if err != nil {
-		if mode == Keep && s.RestColumn != "" && json.Valid(data) {
-			fields = map[string]json.RawMessage{"_data": json.RawMessage(bytes.TrimSpace(data))}
-			err = nil
-		} else {
-			return Row{}, err
-		}
+	keep := mode == Keep && s.RestColumn != ""
+	cols := make([][]byte, len(s.Columns))
+	var rest []member
+	switch start := skipSpace(data, 0); {
+	case !json.Valid(data):
+		return Row{}, notObject(data)
+	case data[start] == '{':
+		rest = s.split(data, cols)
+	case keep:
+		rest = []member{{key: []byte("_data"), qkey: []byte(`"_data"`), raw: bytes.TrimSpace(data)}}
+	default:
+		return Row{}, notObject(data)
 	}
 	row := Row{Values: make([]any, len(s.Columns)), Time: m.Timestamp.UTC()}
-	var rest map[string]json.RawMessage
-	if s.RestColumn != "" {
-		rest = make(map[string]json.RawMessage)
-		for k, v := range fields {
-			// A data field that shares a metadata column's name (say
-			// "_offset") cannot go to that column; keep it in the rest.
-			if _, named := s.Column(k); !named || metaColumns[k] != "" {
-				rest[k] = v
-			}
-		}
-		// The data's own rest field (say, "attrs": {...}) is merged in rather
-		// than nested; a non-object value is kept under its name.
-		if own, ok := fields[s.RestColumn]; ok {
-			var obj map[string]json.RawMessage
-			if json.Unmarshal(own, &obj) == nil && obj != nil {
-				for k, v := range obj {
-					if _, dup := rest[k]; !dup {
-						rest[k] = v
-					}
-				}
-			} else if string(own) != "null" {
-				rest[s.RestColumn] = own
-			}
-		}
-	}
 	for i, c := range s.Columns {
 		if c.Name == s.RestColumn {
 			continue
 		}
-		v, err := s.columnValue(c, fields, m)
+		v, err := s.columnValue(c, cols[i], m)
 		if err != nil {
-			if mode != Keep || rest == nil {
+			if !keep {
 				return Row{}, err
 			}
-			rest[c.Name] = fields[c.Name]
+			rest = append(rest, member{key: []byte(c.Name), qkey: []byte(strconv.Quote(c.Name)), raw: cols[i], prio: prioMisfit})
 			v = nil
 		}
 		if v == nil && c.Name == s.TimeColumn {
@@ -124,15 +108,8 @@ func (s *Schema) Convert(data []byte, m Meta, mode Mode) (Row, error) {
 		}
 		row.Values[i] = v
 	}
-	if s.RestColumn != "" {
-		idx := s.index(s.RestColumn)
-		if len(rest) > 0 {
-			b, err := json.Marshal(rest)
-			if err != nil {
-				return Row{}, fmt.Errorf("cannot encode column %q: %w", s.RestColumn, err)
-			}
-			row.Values[idx] = cleanJSON(b)
-		}
+	if s.RestColumn != "" && len(rest) > 0 {
+		row.Values[s.index(s.RestColumn)] = encodeRest(rest)
 	}
 	return row, nil
 }
@@ -146,18 +123,7 @@ func (s *Schema) index(name string) int {
 	return -1
 }
 
-func decodeObject(data []byte) (map[string]json.RawMessage, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(data, &fields); err != nil {
-		return nil, fmt.Errorf("data is not a JSON object: %w", err)
-	}
-	if fields == nil {
-		return nil, fmt.Errorf("data is not a JSON object: got null")
-	}
-	return fields, nil
-}
-
-func (s *Schema) columnValue(c Column, fields map[string]json.RawMessage, m Meta) (any, error) {
+func (s *Schema) columnValue(c Column, raw []byte, m Meta) (any, error) {
 	switch c.Name {
 	case "_stream":
 		return m.Stream, nil
@@ -173,12 +139,19 @@ func (s *Schema) columnValue(c Column, fields map[string]json.RawMessage, m Meta
 	case "_timestamp":
 		return m.Timestamp.UnixMicro(), nil
 	}
-	raw, ok := fields[c.Name]
-	if !ok || string(raw) == "null" {
+	if raw == nil || string(raw) == "null" {
 		return nil, nil
 	}
-	v, reason := parseValue(c.Type, raw)
-	if reason != "" {
+	t, err := parseKind(c.Type)
+	if err != nil {
+		return nil, &FieldError{Column: c.Name, Type: c.Type, Value: shorten(raw), Reason: "the column's type is invalid: " + err.Error()}
+	}
+	v, fe := parseValue(t, raw)
+	if fe != nil {
+		fe.Column = c.Name + fe.Column
+		return nil, fe
+	}
+	if reason := s.checkPartitionValue(c, v); reason != "" {
 		return nil, &FieldError{Column: c.Name, Type: c.Type, Value: shorten(raw), Reason: reason}
 	}
 	return v, nil
@@ -190,80 +163,6 @@ func shorten(raw []byte) string {
 		return string(raw)
 	}
 	return string(raw[:max]) + "…"
-}
-
-// parseValue converts one JSON value to kind k; a non-empty reason says why it
-// cannot.
-func parseValue(k Kind, raw json.RawMessage) (any, string) {
-	switch k {
-	case String:
-		var s string
-		if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
-			return nil, "not a JSON string"
-		}
-		return s, ""
-	case Bool:
-		switch string(raw) {
-		case "true":
-			return true, ""
-		case "false":
-			return false, ""
-		}
-		return nil, "not true or false"
-	case Int32, Int64:
-		n, err := strconv.ParseInt(string(raw), 10, 64)
-		if err != nil {
-			return nil, "not an integer"
-		}
-		if k == Int32 {
-			if n < math.MinInt32 || n > math.MaxInt32 {
-				return nil, "out of int32 range"
-			}
-			return int32(n), ""
-		}
-		return n, ""
-	case Float32, Float64:
-		f, err := strconv.ParseFloat(string(raw), 64)
-		if err != nil {
-			return nil, "not a number"
-		}
-		if k == Float32 {
-			if math.IsInf(float64(float32(f)), 0) {
-				return nil, "out of float32 range"
-			}
-			return float32(f), ""
-		}
-		return f, ""
-	case Timestamp:
-		return parseTimestamp(raw)
-	case Date:
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			return nil, "not a YYYY-MM-DD string"
-		}
-		t, err := time.Parse(time.DateOnly, s)
-		if err != nil {
-			return nil, "not a YYYY-MM-DD string"
-		}
-		return int32(t.Unix() / 86400), ""
-	case JSON:
-		var buf bytes.Buffer
-		if err := json.Compact(&buf, raw); err != nil {
-			return nil, "not JSON"
-		}
-		return cleanJSON(buf.Bytes()), ""
-	case Binary:
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			return nil, "not a base64 string"
-		}
-		b, err := base64.StdEncoding.DecodeString(s)
-		if err != nil {
-			return nil, "not a base64 string"
-		}
-		return b, ""
-	}
-	return nil, "BUG: unknown kind"
 }
 
 // Timestamps must lie in years 0001 to 9999, which every engine can read.
@@ -278,12 +177,9 @@ const (
 // (up to year 5138), below 1e14 milliseconds, below 1e17 microseconds, else
 // nanoseconds. Precision below the microsecond is truncated, for numbers as
 // for strings; integers are converted exactly.
-func parseTimestamp(raw json.RawMessage) (any, string) {
+func parseTimestamp(raw []byte) (any, string) {
 	if raw[0] == '"' {
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			return nil, "not a JSON string"
-		}
+		s, _ := unquote(raw)
 		t, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
 			return nil, "not RFC 3339 (like 2026-11-22T03:04:05Z) or epoch seconds/millis"

@@ -1,8 +1,10 @@
 package schemas_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -33,12 +35,17 @@ func FuzzConvert(f *testing.F) {
 		`{"a":{"b":{"c":{}}}}`,
 		`{not json`,
 		``,
+		everyTypeRows[0],
+		`{"items":[{"sku":"x","qty":2,"price":"9.99"},null],"geo":{"lat":1,"alt":2},"attrs":{"a":1,"a":"x"},"price":1e-3}`,
+		`{"a":1,"a":2,"attrs":{"b":1,"b":2,"a":3},"level":[],"\u0061":4,"\ud800":5,"\ufffd":6}`,
 	} {
 		f.Add([]byte(seed))
 	}
-	log, all := schemas.LogSchema(), allKinds()
+	log, all, nested, every := schemas.LogSchema(), allKinds(), nestedSchema(), everyType()
+	every.Columns[0].NotNull = false // valid JSON always converts in Keep mode
+	parted := partSchema("region", "n", "ok", "d", "hour(ev)")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, s := range []*schemas.Schema{log, all} {
+		for _, s := range []*schemas.Schema{log, all, nested, every, parted} {
 			strict, serr := s.Convert(data, testMeta, schemas.Strict)
 			keep, kerr := s.Convert(data, testMeta, schemas.Keep)
 			for _, r := range []schemas.Row{strict, keep} {
@@ -53,6 +60,7 @@ func FuzzConvert(f *testing.F) {
 				if ti := colIndex(s, s.TimeColumn); ti >= 0 && r.Values[ti] != r.Time.UnixMicro() {
 					t.Fatalf("row time %v differs from time column %v", r.Time, r.Values[ti])
 				}
+				checkPartitionPath(t, s.PartitionPath(r))
 			}
 			if serr == nil && (kerr != nil || !reflect.DeepEqual(strict, keep)) {
 				t.Fatalf("Convert(%q): Strict gave %v, Keep gave %v, %v", data, strict.Values, keep.Values, kerr)
@@ -64,8 +72,86 @@ func FuzzConvert(f *testing.F) {
 		if json.Valid(data) {
 			r, _ := log.Convert(data, testMeta, schemas.Keep)
 			checkNothingDropped(t, log, data, r)
+			checkRestAsBefore(t, log, data, r)
 		}
 	})
+}
+
+// checkRestAsBefore checks the rest column of r, converted from data in Keep
+// mode, against the way Convert built it before its single-pass splitter:
+// decode into a map, collect the fields no column names (and those named
+// like metadata columns), merge the data's own rest object without
+// overriding, then override with the misfits; compared as decoded JSON.
+func checkRestAsBefore(t *testing.T, s *schemas.Schema, data []byte, r schemas.Row) {
+	t.Helper()
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(data, &fields) != nil || fields == nil {
+		fields = map[string]json.RawMessage{"_data": data}
+	}
+	rest := map[string]json.RawMessage{}
+	for k, v := range fields {
+		if i := colIndex(s, k); i < 0 || strings.HasPrefix(k, "_") {
+			rest[k] = v
+		}
+	}
+	if own, ok := fields[s.RestColumn]; ok {
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(own, &obj) == nil && obj != nil {
+			for k, v := range obj {
+				if _, dup := rest[k]; !dup {
+					rest[k] = v
+				}
+			}
+		} else if string(own) != "null" {
+			rest[s.RestColumn] = own
+		}
+	}
+	for _, c := range s.Columns {
+		v, ok := fields[c.Name]
+		if !ok || c.Name == s.RestColumn || strings.HasPrefix(c.Name, "_") {
+			continue
+		}
+		// A misfit: the field alone does not convert.
+		if _, err := s.Convert([]byte(`{"`+c.Name+`":`+string(v)+`}`), testMeta, schemas.Strict); err != nil {
+			rest[c.Name] = v
+		}
+	}
+	var want any
+	if len(rest) > 0 {
+		b, _ := json.Marshal(rest)
+		want = decodeJSON(t, b)
+	}
+	var got any
+	if v := r.Values[colIndex(s, s.RestColumn)]; v != nil {
+		got = decodeJSON(t, []byte(v.(string)))
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Convert(%q): rest column\n got %v\nwant %v", data, got, want)
+	}
+}
+
+func decodeJSON(t *testing.T, b []byte) any {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("%q: %v", b, err)
+	}
+	return v
+}
+
+// checkPartitionPath checks that p is a usable object key prefix: segments
+// of name=value, none empty, starting with '.', holding a backslash or
+// control character, or longer than a file name may be.
+func checkPartitionPath(t *testing.T, p string) {
+	t.Helper()
+	for _, seg := range strings.Split(p, "/") {
+		name, _, ok := strings.Cut(seg, "=")
+		if !ok || name == "" || strings.HasPrefix(seg, ".") || len(seg) > 255 || strings.ContainsFunc(seg, func(r rune) bool { return r < 0x20 || r == '\\' || r == 0x7f }) {
+			t.Fatalf("bad partition path %q", p)
+		}
+	}
 }
 
 // checkNothingDropped checks that every non-null field of data is in its

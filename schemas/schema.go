@@ -11,7 +11,16 @@ import (
 	"strings"
 )
 
-// Kind is a column type.
+// Kind is a column type, as written in a schema: one of the constants below,
+// or a parameterized or nested type:
+//
+//	decimal(p,s)           exact decimal, p ≤ 38 digits, s of them after the point
+//	list<T>                a JSON array of T
+//	map<string,T>          a JSON object with any keys and T values
+//	struct<name:T, ...>    a JSON object with these fields
+//
+// with any type inside (spaces between tokens are allowed). Nested values are
+// always nullable. The string is parsed once per distinct Kind (see types.go).
 type Kind string
 
 // The column types a table may declare.
@@ -28,9 +37,6 @@ const (
 	Binary    Kind = "binary" // base64 in JSON input
 )
 
-var kinds = map[Kind]bool{String: true, Bool: true, Int32: true, Int64: true, Float32: true,
-	Float64: true, Timestamp: true, Date: true, JSON: true, Binary: true}
-
 // Metadata columns are filled from the record's source position rather than
 // from its data. A schema declares the ones it wants, with these names and
 // types; any other column name starting with "_" is refused so that new
@@ -45,23 +51,29 @@ var metaColumns = map[string]Kind{
 
 // Column is one column of a table.
 type Column struct {
-	Name string `json:"name"`
-	Type Kind   `json:"type"`
+	Name string `json:"name" yaml:"name"`
+	Type Kind   `json:"type" yaml:"type"`
 	// NotNull makes a missing or null value an error. Columns are nullable by
 	// default, which is what log data needs: fields come and go.
-	NotNull bool `json:"not_null,omitempty"`
+	NotNull bool `json:"not_null,omitempty" yaml:"not_null,omitempty"`
 }
 
 // Schema is a table's schema.
 type Schema struct {
-	Columns []Column `json:"columns"`
+	Columns []Column `json:"columns" yaml:"columns"`
 	// TimeColumn names the timestamp column that holds the event time. A row
-	// without it takes the record's Kafka timestamp, and it decides the row's
-	// dt=/hour= partition. Empty: rows are partitioned by record time.
-	TimeColumn string `json:"time_column,omitempty"`
+	// without it takes the record's Kafka timestamp. With the default
+	// PartitionBy it decides the row's dt=/hour= partition; without a time
+	// column rows are partitioned by record time.
+	TimeColumn string `json:"time_column,omitempty" yaml:"time_column,omitempty"`
 	// RestColumn names a json column that collects, as one JSON object, every
 	// field of the data that no other column names, so nothing is dropped.
-	RestColumn string `json:"rest_column,omitempty"`
+	RestColumn string `json:"rest_column,omitempty" yaml:"rest_column,omitempty"`
+	// PartitionBy lays the table's files out in Hive partitions, outermost
+	// first: "day(col)" (dt=YYYY-MM-DD), "hour(col)" (dt=YYYY-MM-DD/hour=HH)
+	// or a plain column name (col=value). Empty: hour of the time column, or
+	// of the record time without one. See PartitionPath.
+	PartitionBy []string `json:"partition_by,omitempty" yaml:"partition_by,omitempty"`
 }
 
 var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
@@ -89,28 +101,42 @@ func (s *Schema) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: %q is reserved for the Hive partition column", where, c.Name))
 		}
 		seen[lower] = true
-		if !kinds[c.Type] {
-			errs = append(errs, fmt.Errorf("%s: unknown type %q (one of string, bool, int32, int64, float32, float64, timestamp, date, json, binary)", where, c.Type))
+		t, err := parseKind(c.Type)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", where, err))
 		}
 		if strings.HasPrefix(c.Name, "_") {
 			if want, ok := metaColumns[c.Name]; !ok {
 				errs = append(errs, fmt.Errorf("%s: names starting with _ are reserved for metadata columns (_stream, _partition, _offset, _key, _timestamp)", where))
-			} else if c.Type != want {
+			} else if t != nil && t.canon != want {
 				errs = append(errs, fmt.Errorf("%s: metadata column must have type %s", where, want))
 			}
 		}
 	}
-	if s.TimeColumn != "" {
-		if c, ok := s.Column(s.TimeColumn); !ok || c.Type != Timestamp {
-			errs = append(errs, fmt.Errorf("time_column %q must name a timestamp column", s.TimeColumn))
-		}
+	if s.TimeColumn != "" && s.columnTag(s.TimeColumn) != tTimestamp {
+		errs = append(errs, fmt.Errorf("time_column %q must name a timestamp column", s.TimeColumn))
 	}
-	if s.RestColumn != "" {
-		if c, ok := s.Column(s.RestColumn); !ok || c.Type != JSON {
-			errs = append(errs, fmt.Errorf("rest_column %q must name a json column", s.RestColumn))
-		}
+	if s.RestColumn != "" && s.columnTag(s.RestColumn) != tJSON {
+		errs = append(errs, fmt.Errorf("rest_column %q must name a json column", s.RestColumn))
+	}
+	if _, err := s.partitionKeys(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// columnTag is the type constructor of the column named name, 0 if there is
+// no such column or its type does not parse.
+func (s *Schema) columnTag(name string) tag {
+	c, ok := s.Column(name)
+	if !ok {
+		return 0
+	}
+	t, err := parseKind(c.Type)
+	if err != nil {
+		return 0
+	}
+	return t.tag
 }
 
 // Column returns the column named name.

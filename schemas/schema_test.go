@@ -71,6 +71,7 @@ func TestValidate(t *testing.T) {
 	f("", "", []string{"s:string", "b:bool", "i:int32", "l:int64", "f:float32", "d:float64", "t:timestamp", "dd:date", "j:json", "bb:binary"})
 	f("", "", []string{"_stream:string", "_partition:int32", "_offset:int64", "_key:string", "_timestamp:timestamp"})
 	f("_timestamp", "", []string{"_timestamp:timestamp"})
+	f("", "", []string{"p:decimal(10,2)", "l:list<string>", "m:map<string,int64>", "st:struct<a:int32, b:list<json>>"})
 
 	f("", "", nil, "schema has no columns")
 	f("", "", []string{"level:string", "Level:string"}, `column 1 ("Level"): duplicate column name (names are case-insensitive in SQL)`)
@@ -104,6 +105,8 @@ func TestValidate(t *testing.T) {
 		`column 5 ("_x"): names starting with _ are reserved`,
 		`time_column "when" must name a timestamp column`,
 		`rest_column "extra" must name a json column`)
+	f("", "", []string{"n:list<int>"}, `column 0 ("n"): invalid type "list<int>": unknown type "int" (one of`)
+	f("t", "", []string{"t:list<timestamp>"}, `time_column "t" must name a timestamp column`)
 	// One column with several problems.
 	f("", "", []string{"_nope:float16"}, `unknown type "float16"`, `names starting with _ are reserved`)
 }
@@ -140,6 +143,18 @@ func TestSchemaJSON(t *testing.T) {
 	}
 	out, _ := json.Marshal(&s)
 	if string(out) != doc {
+		t.Fatalf("round trip\n got %s\nwant %s", out, doc)
+	}
+	// partition_by, and types with parameters.
+	doc = `{"columns":[{"name":"ts","type":"timestamp"},{"name":"r","type":"string"},{"name":"p","type":"decimal(10,2)"}],"time_column":"ts","partition_by":["r","day(ts)"]}`
+	s = schemas.Schema{}
+	if err := json.Unmarshal([]byte(doc), &s); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := json.Marshal(&s); string(out) != doc {
 		t.Fatalf("round trip\n got %s\nwant %s", out, doc)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/compress"
 
 	"github.com/sluice-dev/sluice/internal/objstore"
+	"github.com/sluice-dev/sluice/schemas"
 )
 
 func putJSON(t *testing.T, b objstore.Bucket, key string, v any) {
@@ -250,7 +251,7 @@ func TestProgressKey(t *testing.T) {
 		t.Fatal("progress key is not a valid object key")
 	}
 	w := &Writer{cfg: Config{Table: "t", Stream: "s", Partition: 0}, first: 0, last: 9}
-	if k := w.fileKey(hivePath(time.Date(2026, 1, 2, 23, 59, 59, 0, time.FixedZone("", -3600)))); k != "tables/t/dt=2026-01-03/hour=00/s-0-0-9.parquet" {
+	if k := w.fileKey(schemas.LogSchema().PartitionPath(schemas.Row{Time: time.Date(2026, 1, 2, 23, 59, 59, 0, time.FixedZone("", -3600))})); k != "tables/t/dt=2026-01-03/hour=00/s-0-0-9.parquet" {
 		t.Fatalf("fileKey = %s", k)
 	}
 }

@@ -85,7 +85,7 @@ func (w *Writer) Add(rows []schemas.Row, first, last int64, bytes int) error {
 	w.bytes += int64(bytes)
 	w.cfg.Budget.add(int64(bytes))
 	for _, r := range rows {
-		part := hivePath(r.Time)
+		part := w.cfg.Schema.PartitionPath(r)
 		b := w.builders[part]
 		if b == nil {
 			b = w.cfg.Schema.NewBuilder(memory.DefaultAllocator)
@@ -106,10 +106,6 @@ func (w *Writer) Due(now time.Time) bool {
 	return w.first >= 0 && (w.bytes >= w.cfg.FileBytes || now.Sub(w.since) >= w.cfg.FileAge || w.cfg.Budget.over())
 }
 
-func hivePath(t time.Time) string {
-	t = t.UTC()
-	return fmt.Sprintf("dt=%s/hour=%02d", t.Format(time.DateOnly), t.Hour())
-}
 
 // fileKey names a file by its table, Hive partition, stream, partition and
 // offset range: the same input always gets the same name, so a retried upload

@@ -133,28 +133,32 @@ func streamCommands() func([]string) error {
 
 func tableCommands() func([]string) error {
 	verbs := listAndShow("table")
-	verbs["create"] = func(args []string) error {
-		c := newCommand("table create")
-		schemaFile := c.fs.String("schema", "", "JSON file with the table schema: {\"columns\": [{\"name\": ..., \"type\": ...}], \"time_column\": ...}")
-		fileAge := c.fs.Duration("file-age", 0, "write buffered rows at least this often (default 10s)")
-		pos, err := c.parse(args, 1, "table create NAME --schema FILE [--file-age DUR]")
-		if err != nil {
-			return err
+	for _, verb := range []string{"create", "update"} {
+		verbs[verb] = func(args []string) error {
+			c := newCommand("table " + verb)
+			schemaFile := c.fs.String("schema", "", "YAML or JSON file with the table schema (see docs/schemas.md)")
+			fileAge := c.fs.Duration("file-age", 0, "write buffered rows at least this often (default 10s)")
+			pos, err := c.parse(args, 1, "table "+verb+" NAME --schema FILE [--file-age DUR]")
+			if err != nil {
+				return err
+			}
+			if *schemaFile == "" {
+				return errors.New("--schema FILE is required")
+			}
+			data, err := os.ReadFile(*schemaFile)
+			if err != nil {
+				return fmt.Errorf("cannot read schema: %w", err)
+			}
+			s, err := schemas.ParseSchema(data)
+			if err != nil {
+				return fmt.Errorf("cannot use schema %s: %w", *schemaFile, err)
+			}
+			t := deploy.Table{Name: pos[0], Schema: *s, FileAge: deploy.Duration(*fileAge)}
+			if verb == "update" {
+				return c.admin().call("PUT", "/v1/tables/"+url.PathEscape(pos[0]), t)
+			}
+			return c.admin().call("POST", "/v1/tables", t)
 		}
-		if *schemaFile == "" {
-			return errors.New("--schema FILE is required")
-		}
-		data, err := os.ReadFile(*schemaFile)
-		if err != nil {
-			return fmt.Errorf("cannot read schema: %w", err)
-		}
-		var s schemas.Schema
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&s); err != nil {
-			return fmt.Errorf("cannot parse schema %s: %w", *schemaFile, err)
-		}
-		return c.admin().call("POST", "/v1/tables", deploy.Table{Name: pos[0], Schema: s, FileAge: deploy.Duration(*fileAge)})
 	}
 	return subcommands("table", verbs)
 }

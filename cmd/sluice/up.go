@@ -233,15 +233,21 @@ func (c catalog) Tables() []query.Table {
 			}
 			cancel()
 		}
+		if err := t.Schema.Validate(); err != nil {
+			c.log.Warn("table schema is invalid; not exposing it", "table", t.Name, "err", err)
+			continue
+		}
 		files, err := sink.VisibleFiles(context.Background(), c.local, t.Name)
 		if err != nil {
 			c.log.Warn("cannot list table files", "table", t.Name, "err", err)
 			files = nil // fall back to every file under the directory
 		}
-		qt := query.Table{Name: t.Name, Dir: filepath.Join(c.dir, t.Name), Files: files,
-			PartitionColumns: []query.Column{{Name: "dt", Type: "DATE"}, {Name: "hour", Type: "INTEGER"}}}
-		for _, col := range t.Schema.Columns {
+		qt := query.Table{Name: t.Name, Dir: filepath.Join(c.dir, t.Name), Files: files}
+		for _, col := range t.Schema.FileColumns() {
 			qt.Columns = append(qt.Columns, query.Column{Name: col.Name, Type: schemas.DuckDBType(col.Type)})
+		}
+		for _, col := range t.Schema.PartitionColumns() {
+			qt.PartitionColumns = append(qt.PartitionColumns, query.Column{Name: col.Name, Type: schemas.DuckDBType(col.Type)})
 		}
 		out = append(out, qt)
 	}
