@@ -106,7 +106,6 @@ func (w *Writer) Due(now time.Time) bool {
 	return w.first >= 0 && (w.bytes >= w.cfg.FileBytes || now.Sub(w.since) >= w.cfg.FileAge || w.cfg.Budget.over())
 }
 
-
 // fileKey names a file by its table, Hive partition, stream, partition and
 // offset range: the same input always gets the same name, so a retried upload
 // replaces rather than duplicates.
