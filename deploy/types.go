@@ -43,6 +43,8 @@ const (
 	DefaultBatchBytes  = 4 << 20
 	DefaultFileBytes   = 64 << 20
 	DefaultFileAge     = 10 * time.Second
+	DefaultFileIdle    = 2 * time.Second
+	DefaultRowGroup    = 122_880
 )
 
 // Stream is a named Kafka topic that producers write to.
@@ -65,6 +67,12 @@ type Table struct {
 	// them arrived, even if no more records come (an idle stream still
 	// flushes). This plus the batch window bounds how stale a query can be.
 	FileAge Duration `json:"file_age"`
+	// FileIdle: buffered rows are written once no record has come for this
+	// long, so a stream that stops is queryable soon after its last record.
+	FileIdle Duration `json:"file_idle"`
+	// RowGroupRows caps a Parquet row group (DuckDB scans row groups in
+	// parallel; its own are 122,880 rows).
+	RowGroupRows int64 `json:"row_group_rows"`
 }
 
 // Pipeline connects a stream to a table. Without a function it copies each
@@ -139,6 +147,18 @@ func (t *Table) normalize() error {
 	}
 	if t.FileAge < Duration(100*time.Millisecond) {
 		errs = append(errs, fmt.Errorf("file_age must be at least 100ms, got %s", time.Duration(t.FileAge)))
+	}
+	if t.FileIdle == 0 {
+		t.FileIdle = min(Duration(DefaultFileIdle), t.FileAge)
+	}
+	if t.FileIdle < Duration(100*time.Millisecond) || t.FileIdle > t.FileAge {
+		errs = append(errs, fmt.Errorf("file_idle must be between 100ms and file_age (%s), got %s", time.Duration(t.FileAge), time.Duration(t.FileIdle)))
+	}
+	if t.RowGroupRows == 0 {
+		t.RowGroupRows = DefaultRowGroup
+	}
+	if t.RowGroupRows < 1024 || t.RowGroupRows > 10_000_000 {
+		errs = append(errs, fmt.Errorf("row_group_rows must be between 1024 and 10000000, got %d", t.RowGroupRows))
 	}
 	return errors.Join(errs...)
 }

@@ -25,6 +25,8 @@ type Pipeline struct {
 	BatchWindow time.Duration
 	FileBytes   int64
 	FileAge     time.Duration
+	FileIdle    time.Duration
+	RowGroups   int64
 	Budget      *sink.Budget // shared by all pipelines of the engine
 	// Giving up on a batch (see deploy.Pipeline); zero values: never.
 	MaxAttempts   int

@@ -105,7 +105,8 @@ func (e *Engine) resolve() map[string]Pipeline {
 		out[p.Name] = Pipeline{
 			Name: p.Name, Group: p.ConsumerGroup(), Stream: p.Stream, Function: p.Function, Table: p.Table, Schema: &schema,
 			BatchSize: p.BatchSize, BatchBytes: p.BatchBytes, BatchWindow: time.Duration(p.BatchWindow),
-			FileBytes: t.FileBytes, FileAge: time.Duration(t.FileAge), Budget: e.Budget,
+			FileBytes: t.FileBytes, FileAge: time.Duration(t.FileAge), FileIdle: time.Duration(t.FileIdle),
+			RowGroups: t.RowGroupRows, Budget: e.Budget,
 			MaxAttempts: p.MaxAttempts, MaxRecordAge: time.Duration(p.MaxRecordAge), DeadLetter: p.DeadLetter,
 			BisectOnError: p.BisectOnError,
 		}
@@ -171,7 +172,7 @@ func (e *Engine) processorFor(spec Pipeline) (func() Processor, error) {
 func sameSpec(a, b Pipeline) bool {
 	return a.Stream == b.Stream && a.Table == b.Table && a.Function == b.Function && a.BatchSize == b.BatchSize &&
 		a.BatchBytes == b.BatchBytes && a.BatchWindow == b.BatchWindow && a.FileBytes == b.FileBytes &&
-		a.FileAge == b.FileAge && reflect.DeepEqual(a.Schema, b.Schema) &&
+		a.FileAge == b.FileAge && a.FileIdle == b.FileIdle && a.RowGroups == b.RowGroups && reflect.DeepEqual(a.Schema, b.Schema) &&
 		a.MaxAttempts == b.MaxAttempts && a.MaxRecordAge == b.MaxRecordAge && a.DeadLetter == b.DeadLetter &&
 		a.BisectOnError == b.BisectOnError
 }
@@ -283,7 +284,8 @@ func (e *Engine) compactLoop(ctx context.Context) {
 		}
 		for _, t := range e.reg.Tables() {
 			c := &sink.Compactor{Bucket: e.bucket, Table: t.Name, Schema: t.Schema.ArrowSchema(), TargetBytes: e.CompactTarget,
-				Log: e.log, Committed: e.committedFor(t.Name)}
+				RowGroupRows: t.RowGroupRows,
+				Log:          e.log, Committed: e.committedFor(t.Name)}
 			if n, err := c.Run(ctx); err != nil && ctx.Err() == nil {
 				e.log.Warn("compaction failed; retrying at the next pass", "table", t.Name, "err", err)
 			} else if n > 0 {

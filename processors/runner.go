@@ -76,7 +76,8 @@ func newRunner(p Pipeline, bucket objstore.Bucket, brokers []string, instanceID 
 func (r *runner) assign(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	for id := range offsets[r.p.Stream] {
 		cfg := sink.Config{Bucket: r.bucket, Pipeline: r.p.Name, Stream: r.p.Stream, Partition: id,
-			Table: r.p.Table, Schema: r.p.Schema, FileBytes: r.p.FileBytes, FileAge: r.p.FileAge, Budget: r.p.Budget}
+			Table: r.p.Table, Schema: r.p.Schema, FileBytes: r.p.FileBytes, FileAge: r.p.FileAge, FileIdle: r.p.FileIdle,
+			RowGroupRows: r.p.RowGroups, Budget: r.p.Budget}
 		var w *sink.Writer
 		var next int64
 		for attempt := 1; ; attempt++ {

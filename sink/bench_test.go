@@ -67,7 +67,7 @@ func BenchmarkEncodeParquet(b *testing.B) {
 	var out int
 	iters := 0
 	for b.Loop() {
-		data, err := encodeParquet(rec)
+		data, err := encodeParquet(rec, 0)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -100,9 +100,10 @@ type Compactor struct {
 	Schema *arrow.Schema
 	// Committed returns the first offset not yet durable for a stream
 	// partition (-1 if unknown: nothing of it is compacted).
-	Committed   func(ctx context.Context, stream string, partition int32) (int64, error)
-	TargetBytes int64 // files at least this big are left alone (default 64 MiB)
-	Log         *slog.Logger
+	Committed    func(ctx context.Context, stream string, partition int32) (int64, error)
+	TargetBytes  int64 // files at least this big are left alone (default 64 MiB)
+	RowGroupRows int64 // row groups of merged files (0: RowGroupRows)
+	Log          *slog.Logger
 }
 
 // Run does one compaction pass and returns how many files it merged away.
@@ -223,7 +224,7 @@ func (c *Compactor) merge(ctx context.Context, run []fileRef) (int, error) {
 	tbl := array.NewTableFromRecords(schema, recs)
 	defer tbl.Release()
 	var buf bytes.Buffer
-	if err := pqarrow.WriteTable(tbl, &buf, RowGroupRows, writerProps, pqarrow.DefaultWriterProps()); err != nil {
+	if err := pqarrow.WriteTable(tbl, &buf, rowGroupRows(c.RowGroupRows), propsFor(c.RowGroupRows), pqarrow.DefaultWriterProps()); err != nil {
 		return 0, fmt.Errorf("cannot encode merged file of table %q: %w", c.Table, err)
 	}
 	first, last := run[0], run[len(run)-1]
@@ -359,4 +360,11 @@ func conform(rec arrow.RecordBatch, target *arrow.Schema) (arrow.RecordBatch, bo
 func isJSONOverBinary(got, want arrow.DataType) bool {
 	ext, ok := want.(arrow.ExtensionType)
 	return ok && got.ID() == arrow.BINARY && ext.StorageType().ID() == arrow.STRING
+}
+
+func rowGroupRows(n int64) int64 {
+	if n <= 0 {
+		return RowGroupRows
+	}
+	return n
 }

@@ -23,9 +23,12 @@ type Config struct {
 	Partition int32
 	Table     string
 	Schema    *schemas.Schema
-	// FileBytes and FileAge trigger a flush (see Writer.Due).
+	// FileBytes, FileAge and FileIdle trigger a flush (see Writer.Due).
 	FileBytes int64
 	FileAge   time.Duration
+	FileIdle  time.Duration // 0: no idleness trigger
+	// RowGroupRows caps Parquet row groups (0: RowGroupRows).
+	RowGroupRows int64
 	// Budget, if set, is shared by all writers of the process and forces
 	// early flushes when their buffers together pass its limit.
 	Budget *Budget
@@ -45,6 +48,7 @@ type Writer struct {
 	first, last int64                       // offset range added since the last flush; first < 0: none
 	bytes       int64
 	since       time.Time // when the oldest unflushed batch was added
+	lastAdd     time.Time // when the newest batch was added
 	next        int64     // everything below is durable in the table; -1: unknown
 	epoch       int64     // this writer's claim on the partition (fencing)
 
@@ -81,7 +85,7 @@ func (w *Writer) Add(rows []schemas.Row, first, last int64, bytes int) error {
 	if w.first < 0 {
 		w.first, w.since = first, time.Now()
 	}
-	w.last = last
+	w.last, w.lastAdd = last, time.Now()
 	w.bytes += int64(bytes)
 	w.cfg.Budget.add(int64(bytes))
 	for _, r := range rows {
@@ -100,10 +104,15 @@ func (w *Writer) Add(rows []schemas.Row, first, last int64, bytes int) error {
 func (w *Writer) Buffered() bool { return w.first >= 0 }
 
 // Due reports whether the buffered rows should be written now: they reached
-// FileBytes, or the oldest has waited FileAge. The caller asks on a clock
-// tick too, so an idle partition still flushes.
+// FileBytes, the oldest has waited FileAge, no batch came for FileIdle, or
+// the shared memory budget is spent. The caller asks on a clock tick too,
+// so an idle partition still flushes.
 func (w *Writer) Due(now time.Time) bool {
-	return w.first >= 0 && (w.bytes >= w.cfg.FileBytes || now.Sub(w.since) >= w.cfg.FileAge || w.cfg.Budget.over())
+	if w.first < 0 {
+		return false
+	}
+	idle := w.cfg.FileIdle > 0 && now.Sub(w.lastAdd) >= w.cfg.FileIdle
+	return idle || w.bytes >= w.cfg.FileBytes || now.Sub(w.since) >= w.cfg.FileAge || w.cfg.Budget.over()
 }
 
 // fileKey names a file by its table, Hive partition, stream, partition and
@@ -190,7 +199,7 @@ func (w *Writer) seal() {
 func (w *Writer) encode() error {
 	files := map[string][]byte{}
 	for part, rec := range w.sealed {
-		data, err := encodeParquet(rec)
+		data, err := encodeParquet(rec, w.cfg.RowGroupRows)
 		if err != nil {
 			return fmt.Errorf("cannot encode offsets %d..%d of %s/%d for table %q: %w", w.first, w.last, w.cfg.Stream, w.cfg.Partition, w.cfg.Table, err)
 		}

@@ -3,6 +3,7 @@ package sink
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -282,5 +283,35 @@ func TestFlushHonoursContext(t *testing.T) {
 	}
 	if next := flush(t, w); next != 1 || len(tableRows(t, d)) != 1 {
 		t.Fatalf("retried Flush = %d", next)
+	}
+}
+
+// TestDueWhenIdleAndRowGroups: a writer is due once no batch came for
+// FileIdle (before FileAge), and files are cut into row groups of at most
+// RowGroupRows rows.
+func TestDueWhenIdleAndRowGroups(t *testing.T) {
+	d := newDir(t)
+	cfg := testConfig(d)
+	cfg.FileIdle, cfg.FileAge, cfg.RowGroupRows = 50*time.Millisecond, time.Hour, 1024
+	w, _ := open(t, cfg)
+	var lines []string
+	for i := range 3000 {
+		lines = append(lines, fmt.Sprintf(`{"ts":"2026-11-22T03:00:00Z","message":"m%d"}`, i))
+	}
+	add(t, w, logRows(t, 0, lines...), 0, 2999)
+	if w.Due(time.Now()) {
+		t.Fatal("due right after a batch")
+	}
+	if !w.Due(time.Now().Add(60 * time.Millisecond)) {
+		t.Fatal("not due after FileIdle without batches")
+	}
+	flush(t, w)
+	f, err := file.OpenParquetFile(d.Path("tables/app_logs/dt=2026-11-22/hour=03/logs-2-0-2999.parquet"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if n := f.NumRowGroups(); n != 3 {
+		t.Fatalf("%d row groups for 3000 rows of at most 1024, want 3", n)
 	}
 }

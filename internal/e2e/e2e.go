@@ -195,6 +195,23 @@ func (s *Server) Post(path, contentType string, body []byte, out any) (int, stri
 	return resp.StatusCode, string(data)
 }
 
+// Get fetches path and decodes the JSON answer into out (if not nil).
+func (s *Server) Get(path string, out any) (int, string) {
+	s.t.Helper()
+	resp, err := http.Get(s.URL() + path)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode == 200 {
+		if err := json.Unmarshal(data, out); err != nil {
+			s.t.Fatalf("GET %s: cannot decode %q: %v", path, data, err)
+		}
+	}
+	return resp.StatusCode, string(data)
+}
+
 // QueryResult is the JSON answer of POST /v1/query.
 type QueryResult struct {
 	Columns []struct{ Name, Type string }
