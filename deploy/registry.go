@@ -204,6 +204,14 @@ func (r *Registry) CreatePipeline(ctx context.Context, p Pipeline) (Pipeline, er
 	if _, ok := r.Table(p.Table); !ok {
 		errs = append(errs, fmt.Errorf("table %q does not exist (create it first)", p.Table))
 	}
+	for _, other := range r.Pipelines() {
+		if other.Name != p.Name && other.Stream == p.Stream && other.Table == p.Table {
+			errs = append(errs, fmt.Errorf("pipeline %q already writes stream %q into table %q; a table takes a stream from one pipeline only (file names and progress are per stream partition)", other.Name, p.Stream, p.Table))
+		}
+	}
+	if p.DeadLetter == p.Stream && p.DeadLetter != "" {
+		errs = append(errs, fmt.Errorf("dead_letter %q is the pipeline's own stream: given-up records would come back forever", p.DeadLetter))
+	}
 	if p.DeadLetter != "" {
 		if _, ok := r.Stream(p.DeadLetter); !ok {
 			errs = append(errs, fmt.Errorf("dead_letter stream %q does not exist (create it first)", p.DeadLetter))

@@ -45,7 +45,7 @@ func (f *Function) LastLog() []byte { return f.lastLog }
 
 func (f *Function) Process(ctx context.Context, b *Batch) ([]schemas.Row, error) {
 	if err := f.prepare(ctx); err != nil {
-		return nil, err
+		return nil, &infraError{err}
 	}
 	res, err := f.inst.Invoke(ctx, envelopes(b))
 	if err != nil {
@@ -131,4 +131,17 @@ func envelopes(b *Batch) []fn.Envelope {
 			Timestamp: r.Timestamp, Headers: r.Headers, Data: r.Value}
 	}
 	return out
+}
+
+// infraError is a failure of the machinery around the batch (the registry,
+// the code store, loading the function), not of the batch: it never makes a
+// pipeline give up on the batch.
+type infraError struct{ error }
+
+func (e *infraError) Unwrap() error { return e.error }
+
+// IsInfrastructure reports whether err is not the batch's own fault.
+func IsInfrastructure(err error) bool {
+	var ie *infraError
+	return errors.As(err, &ie)
 }

@@ -20,6 +20,9 @@ const (
 	// StateUnassigned: no worker of this process owns the partition (another
 	// worker may, or a rebalance is in progress).
 	StateUnassigned = "unassigned"
+	// StateStopped: the worker stopped on an error retrying cannot fix
+	// (last_error says what to do).
+	StateStopped = "stopped"
 )
 
 // PartitionStatus is what an operator sees of one partition of a pipeline.
@@ -45,18 +48,24 @@ type PartitionStatus struct {
 
 // inbox is the queue between the poll loop and one partition's worker. The
 // poll loop never blocks on it: when it holds more than its high watermark
-// the pipeline pauses fetching of that partition (and only that one), and
-// the worker resumes it once it drained below half.
+// (records or bytes) the pipeline pauses fetching of that partition (and
+// only that one), and the worker resumes it once it drained below half.
 type inbox struct {
-	mu      sync.Mutex
-	recs    []Record
-	bytes   int
-	wake    chan struct{} // capacity 1
-	paused  bool
-	maxRecs int
+	mu       sync.Mutex
+	recs     []Record
+	bytes    int
+	wake     chan struct{} // capacity 1
+	paused   bool
+	maxRecs  int
+	maxBytes int
+	// pause and resume stop and restart fetching the partition; they are
+	// called under mu, so they cannot cross each other.
+	pause, resume func()
 }
 
-func (q *inbox) push(rs []Record) (pause bool) {
+func (q *inbox) full() bool { return len(q.recs) >= q.maxRecs || q.bytes >= q.maxBytes }
+
+func (q *inbox) push(rs []Record) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.recs = append(q.recs, rs...)
@@ -67,18 +76,17 @@ func (q *inbox) push(rs []Record) (pause bool) {
 	case q.wake <- struct{}{}:
 	default:
 	}
-	if !q.paused && len(q.recs) >= q.maxRecs {
+	if !q.paused && q.full() {
 		q.paused = true
-		return true
+		q.pause()
 	}
-	return false
 }
 
 // take removes up to n records or maxBytes bytes (at least one record).
-func (q *inbox) take(n, maxBytes int) (rs []Record, bytes int, resume bool) {
+func (q *inbox) take(n, maxBytes int) (rs []Record) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	i := 0
+	i, bytes := 0, 0
 	for i < len(q.recs) && i < n && (i == 0 || bytes+len(q.recs[i].Value) <= maxBytes) {
 		bytes += len(q.recs[i].Value)
 		i++
@@ -86,11 +94,11 @@ func (q *inbox) take(n, maxBytes int) (rs []Record, bytes int, resume bool) {
 	rs = append([]Record(nil), q.recs[:i]...)
 	q.recs = q.recs[i:]
 	q.bytes -= bytes
-	if q.paused && len(q.recs) < q.maxRecs/2 {
+	if q.paused && len(q.recs) < q.maxRecs/2 && q.bytes < q.maxBytes/2 {
 		q.paused = false
-		resume = true
+		q.resume()
 	}
-	return rs, bytes, resume
+	return rs
 }
 
 // partition runs one stream partition of a pipeline: it cuts batches in
@@ -107,10 +115,11 @@ type partition struct {
 	// deadLetter sends a batch's records, with the error, to the pipeline's
 	// dead-letter stream.
 	deadLetter func(ctx context.Context, b *Batch, cause error) error
-	resume     func()
+	drain      <-chan struct{} // closed to finish the batch, flush, commit and stop
 	log        *slog.Logger
 
-	next int64 // the offset the next batch must start at or after; -1: any
+	next   int64 // the offset the next batch must start at or after; -1: any
+	broken error // set when the partition stopped for good (errLogBehind)
 
 	mu     sync.Mutex
 	status PartitionStatus
@@ -131,17 +140,23 @@ func (pt *partition) snapshot() PartitionStatus {
 // run processes until ctx ends. When drain ends (a graceful stop or a
 // revoke), it finishes the batch in flight, flushes and commits, then
 // returns; when ctx ends it returns at once, committing nothing more.
-func (pt *partition) run(ctx context.Context, drain <-chan struct{}) {
+func (pt *partition) run(ctx context.Context) {
 	defer pt.w.Close()
 	defer pt.proc.Close()
 	tick := time.NewTicker(min(pt.p.FileAge/4, time.Second))
 	defer tick.Stop()
 	for {
-		b, draining := pt.nextBatch(ctx, drain, tick.C)
+		b, draining := pt.nextBatch(ctx, pt.drain, tick.C)
 		if ctx.Err() != nil {
 			return
 		}
+		if errors.Is(pt.broken, errLogBehind) {
+			return
+		}
 		if b != nil && !pt.process(ctx, b) {
+			if pt.draining() { // stopped retrying a batch: keep what came before it
+				pt.flush(ctx)
+			}
 			return
 		}
 		if draining || pt.w.Due(time.Now()) {
@@ -163,18 +178,18 @@ func (pt *partition) nextBatch(ctx context.Context, drain <-chan struct{}, tick 
 	b := &Batch{Stream: pt.p.Stream, Partition: pt.id}
 	var window <-chan time.Time
 	for {
-		recs, n, resume := pt.in.take(pt.p.BatchSize-len(b.Records), pt.p.BatchBytes-b.Bytes)
-		if resume {
-			pt.resume()
+		if pt.draining() { // records not yet taken are left to the next owner
+			return nonEmpty(b), true
 		}
-		for _, r := range recs {
-			if r.Offset < pt.next { // refetched after a pause: already taken
-				continue
+		for _, r := range pt.in.take(pt.p.BatchSize-len(b.Records), pt.p.BatchBytes-b.Bytes) {
+			if r.Offset < pt.next {
+				pt.logBehind(r.Offset)
+				return nonEmpty(b), false
 			}
 			b.Records = append(b.Records, r)
+			b.Bytes += len(r.Value)
 			pt.next = r.Offset + 1
 		}
-		b.Bytes += n
 		if len(b.Records) >= pt.p.BatchSize || b.Bytes >= pt.p.BatchBytes {
 			return b, false
 		}
@@ -199,6 +214,33 @@ func (pt *partition) nextBatch(ctx context.Context, drain <-chan struct{}, tick 
 	}
 }
 
+// errLogBehind marks a partition whose Kafka log restarted below the offset
+// the table is already at (a new broker data directory over an existing
+// store, or a broker that lost acknowledged records).
+var errLogBehind = errors.New("the Kafka log is behind the table")
+
+// logBehind stops the partition: records at offsets the table already holds
+// are arriving, which means the log was reset or lost. Reading on would
+// silently skip or duplicate records, so the partition stops and says why.
+func (pt *partition) logBehind(offset int64) {
+	err := fmt.Errorf("cannot read partition %d of stream %q: got offset %d but the table already holds everything below %d: %w; "+
+		"the broker's log was reset or lost data: restore it, or delete the pipeline's progress objects under _sluice/progress/%s/ to read the log from its start again",
+		pt.id, pt.p.Stream, offset, pt.next, errLogBehind, pt.p.Name)
+	pt.broken = err
+	pt.log.Error("partition stopped", "err", err)
+	pt.setStatus(func(s *PartitionStatus) { s.State, s.LastError, s.Since = StateStopped, err.Error(), time.Now().UTC() })
+}
+
+// draining reports whether the partition was asked to stop.
+func (pt *partition) draining() bool {
+	select {
+	case <-pt.drain:
+		return true
+	default:
+		return false
+	}
+}
+
 func nonEmpty(b *Batch) *Batch {
 	if len(b.Records) == 0 {
 		return nil
@@ -211,14 +253,21 @@ func nonEmpty(b *Batch) *Batch {
 // letter); it returns false only when ctx ends first.
 func (pt *partition) process(ctx context.Context, b *Batch) bool {
 	var lastErr error
+	attempts := 0
 	ok, gaveUp := pt.retryUntil(ctx, func() error {
+		attempts++
 		rows, err := pt.proc.Process(ctx, b)
 		if err != nil {
 			lastErr = err
+			// Rows of earlier batches must not wait behind a batch that
+			// may fail for a long time: write them now.
+			if attempts == 1 && pt.w.Buffered() {
+				pt.flush(ctx)
+			}
 			return err
 		}
 		return pt.w.Add(rows, b.First(), b.Last(), b.Bytes)
-	}, func(attempt int) bool { return pt.givesUp(attempt, b) })
+	}, func(attempt int) bool { return !IsInfrastructure(lastErr) && pt.givesUp(attempt, b) })
 	if !gaveUp {
 		return ok
 	}
@@ -314,6 +363,8 @@ func (pt *partition) retryUntil(ctx context.Context, f func() error, giveUp func
 		})
 		select {
 		case <-ctx.Done():
+			return false, false
+		case <-pt.drain:
 			return false, false
 		case <-time.After(wait):
 		}

@@ -33,20 +33,23 @@ type runner struct {
 	newProc func() Processor // one per partition
 	log     *slog.Logger
 	cl      *kgo.Client
+	ready   chan struct{} // closed once cl is set
 
 	mu    sync.Mutex
 	parts map[int32]*running
 }
 
 type running struct {
-	pt     *partition
-	drain  chan struct{}
-	cancel context.CancelFunc
-	done   chan struct{}
+	pt       *partition
+	drain    chan struct{}
+	cancel   context.CancelFunc
+	done     chan struct{}
+	stopOnce sync.Once
 }
 
 func newRunner(p Pipeline, bucket objstore.Bucket, brokers []string, instanceID string, newProc func() Processor, log *slog.Logger) (*runner, error) {
-	r := &runner{p: p, bucket: bucket, brokers: brokers, newProc: newProc, log: log.With("pipeline", p.Name), parts: map[int32]*running{}}
+	r := &runner{p: p, bucket: bucket, brokers: brokers, newProc: newProc, log: log.With("pipeline", p.Name),
+		parts: map[int32]*running{}, ready: make(chan struct{})}
 	var opts []kgo.Opt
 	if instanceID != "" {
 		opts = append(opts, kgo.InstanceID(instanceID))
@@ -66,6 +69,7 @@ func newRunner(p Pipeline, bucket objstore.Bucket, brokers []string, instanceID 
 		return nil, err
 	}
 	r.cl = cl
+	close(r.ready) // group callbacks may run before this: they wait for it
 	return r, nil
 }
 
@@ -74,7 +78,11 @@ func newRunner(p Pipeline, bucket objstore.Bucket, brokers []string, instanceID 
 // offset the object store recorded: that, not the Kafka commit, is the truth
 // (a crash between writing a file and committing leaves Kafka behind).
 func (r *runner) assign(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	<-r.ready
 	for id := range offsets[r.p.Stream] {
+		// kgo calls again for partitions whose earlier assignment was cut
+		// short by a rebalance: never leave a second worker behind.
+		r.stop([]int32{id}, false)
 		cfg := sink.Config{Bucket: r.bucket, Pipeline: r.p.Name, Stream: r.p.Stream, Partition: id,
 			Table: r.p.Table, Schema: r.p.Schema, FileBytes: r.p.FileBytes, FileAge: r.p.FileAge, FileIdle: r.p.FileIdle,
 			RowGroupRows: r.p.RowGroups, Budget: r.p.Budget}
@@ -106,20 +114,25 @@ func (r *runner) start(id int32, w *sink.Writer, next int64) {
 	ctx, cancel := context.WithCancel(context.Background())
 	pt := &partition{
 		p: &r.p, id: id, w: w, proc: r.newProc(), next: next,
-		in:         &inbox{wake: make(chan struct{}, 1), maxRecs: max(4*r.p.BatchSize, 10_000)},
+		in: &inbox{wake: make(chan struct{}, 1), maxRecs: max(4*r.p.BatchSize, 10_000), maxBytes: max(4*r.p.BatchBytes, 16<<20),
+			pause:  func() { r.cl.PauseFetchPartitions(map[string][]int32{r.p.Stream: {id}}) },
+			resume: func() { r.cl.ResumeFetchPartitions(map[string][]int32{r.p.Stream: {id}}) }},
 		commit:     r.commit(id),
 		deadLetter: r.deadLetter,
-		resume:     func() { r.cl.ResumeFetchPartitions(map[string][]int32{r.p.Stream: {id}}) },
 		log:        r.log.With("partition", id),
 		status:     PartitionStatus{Partition: id, State: StateRunning, Since: time.Now().UTC(), Committed: max(next, 0)},
 	}
 	run := &running{pt: pt, drain: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+	pt.drain = run.drain
 	r.mu.Lock()
 	r.parts[id] = run
 	r.mu.Unlock()
+	// The client's paused set outlives assignments: a partition paused by an
+	// earlier worker of this client would otherwise never fetch again.
+	r.cl.ResumeFetchPartitions(map[string][]int32{r.p.Stream: {id}})
 	go func() {
 		defer close(run.done)
-		pt.run(ctx, run.drain)
+		pt.run(ctx)
 	}()
 }
 
@@ -143,30 +156,39 @@ func (r *runner) commit(id int32) func(ctx context.Context, next int64) {
 // stop stops the workers of ids. With drain they finish their batch, flush
 // and commit (within DrainTimeout); without (partitions lost to a session
 // timeout, where another member may own them already) they stop at once.
+//
+// A partition stays in r.parts until it has stopped, and a second stop of
+// the same partition (say, a revoke while Close drains) waits for the first:
+// so no callback returns, letting Kafka hand the partition to another
+// worker, while this one may still write.
 func (r *runner) stop(ids []int32, drain bool) {
 	var wg sync.WaitGroup
 	for _, id := range ids {
 		r.mu.Lock()
 		run := r.parts[id]
-		delete(r.parts, id)
 		r.mu.Unlock()
 		if run == nil {
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if drain {
-				close(run.drain)
-				select {
-				case <-run.done:
-				case <-time.After(DrainTimeout):
-					r.log.Warn("partition did not drain in time; abandoning it uncommitted", "partition", id)
+		wg.Go(func() {
+			run.stopOnce.Do(func() {
+				if drain {
+					close(run.drain)
+					select {
+					case <-run.done:
+					case <-time.After(DrainTimeout):
+						r.log.Warn("partition did not drain in time; abandoning it uncommitted", "partition", id)
+					}
 				}
-			}
-			run.cancel()
-			<-run.done
-		}()
+				run.cancel()
+				<-run.done
+				r.mu.Lock()
+				if r.parts[id] == run {
+					delete(r.parts, id)
+				}
+				r.mu.Unlock()
+			})
+		})
 	}
 	wg.Wait()
 }
@@ -208,9 +230,7 @@ func (r *runner) poll(ctx context.Context) {
 			for i, kr := range fp.Records {
 				recs[i] = Record{Partition: kr.Partition, Offset: kr.Offset, Key: kr.Key, Value: kr.Value, Timestamp: kr.Timestamp, Headers: headers(kr.Headers)}
 			}
-			if run.pt.in.push(recs) {
-				r.cl.PauseFetchPartitions(map[string][]int32{r.p.Stream: {fp.Partition}})
-			}
+			run.pt.in.push(recs)
 		})
 		r.cl.AllowRebalance()
 	}

@@ -148,13 +148,17 @@ func (c *Compactor) compactGroup(ctx context.Context, fs []fileRef) (int, error)
 	}
 	merged := 0
 	var run []fileRef
+	var runBytes int64
 	for _, f := range live {
-		small, err := c.small(ctx, f)
+		size, err := c.Bucket.Stat(ctx, f.key)
 		if err != nil {
 			return merged, err
 		}
-		if small && f.last < committed {
+		// A run stops at a big file, an uncommitted one, or once it holds
+		// a target's worth of data (which also bounds the merge's memory).
+		if size < c.target() && f.last < committed && runBytes+size <= c.target() {
 			run = append(run, f)
+			runBytes += size
 			continue
 		}
 		n, err := c.merge(ctx, run)
@@ -162,22 +166,20 @@ func (c *Compactor) compactGroup(ctx context.Context, fs []fileRef) (int, error)
 		if err != nil {
 			return merged, err
 		}
-		run = nil
+		run, runBytes = nil, 0
+		if size < c.target() && f.last < committed {
+			run, runBytes = []fileRef{f}, size
+		}
 	}
 	n, err := c.merge(ctx, run)
 	return merged + n, err
 }
 
-func (c *Compactor) small(ctx context.Context, f fileRef) (bool, error) {
-	size, err := c.Bucket.Stat(ctx, f.key)
-	if err != nil {
-		return false, err
+func (c *Compactor) target() int64 {
+	if c.TargetBytes <= 0 {
+		return 64 << 20
 	}
-	target := c.TargetBytes
-	if target <= 0 {
-		target = 64 << 20
-	}
-	return size < target, nil
+	return c.TargetBytes
 }
 
 // merge rewrites run (consecutive files of one group) as one file, then

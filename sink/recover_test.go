@@ -122,7 +122,7 @@ var putFailures = []struct {
 	{"second file", func(n int, _ string) bool { return n == 2 }},
 	{"final progress", func(n int, _ string) bool { return n == 3 }},
 	{"three times", func(n int, _ string) bool { return n < 3 }},
-	{"every file twice", func(n int, k string) bool { return n < 8 && strings.HasPrefix(k, "tables/") }},
+	{"every file twice", everyFileTwice()},
 }
 
 func TestFlushRetryAfterRefusedPut(t *testing.T) {
@@ -253,5 +253,18 @@ func TestProgressKey(t *testing.T) {
 	w := &Writer{cfg: Config{Table: "t", Stream: "s", Partition: 0}, first: 0, last: 9}
 	if k := w.fileKey(schemas.LogSchema().PartitionPath(schemas.Row{Time: time.Date(2026, 1, 2, 23, 59, 59, 0, time.FixedZone("", -3600))})); k != "tables/t/dt=2026-01-03/hour=00/s-0-0-9.parquet" {
 		t.Fatalf("fileKey = %s", k)
+	}
+}
+
+// everyFileTwice refuses the first two Puts of every file of the flush of
+// offsets 10..14.
+func everyFileTwice() func(int, string) bool {
+	seen := map[string]int{}
+	return func(_ int, k string) bool {
+		if !strings.HasSuffix(k, "-10-14.parquet") {
+			return false
+		}
+		seen[k]++
+		return seen[k] <= 2
 	}
 }

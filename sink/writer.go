@@ -55,8 +55,9 @@ type Writer struct {
 	// A flush seals the builders into records, then encodes them into files;
 	// both stay until the flush succeeds, so a failed flush (encoding or
 	// upload) can be retried without losing or repeating rows.
-	sealed  map[string]arrow.RecordBatch
-	encoded map[string][]byte
+	sealed         map[string]arrow.RecordBatch
+	encoded        map[string][]byte
+	pendingWritten bool // this flush's pending record is in the store
 }
 
 // Open recovers the partition's progress (finishing or undoing a flush a
@@ -157,11 +158,20 @@ func (w *Writer) Flush(ctx context.Context) (int64, error) {
 		if err := checkEpoch(ctx, w.cfg.Bucket, w.progressKey, w.epoch); err != nil {
 			return -1, err
 		}
-		if err := saveProgress(ctx, w.cfg.Bucket, w.progressKey, pending); err != nil {
-			return -1, fmt.Errorf("cannot write %s: %w", where, err)
+		// A retry after a failed final write must not write pending again:
+		// the first attempt's final write may have landed after all, and
+		// compaction may have merged these files since.
+		if !w.pendingWritten {
+			if err := saveProgress(ctx, w.cfg.Bucket, w.progressKey, pending); err != nil {
+				return -1, fmt.Errorf("cannot write %s: %w", where, err)
+			}
+			w.pendingWritten = true
 		}
 		failpoint.Hit("sink.after-pending")
 		for _, k := range keys {
+			if err := checkEpoch(ctx, w.cfg.Bucket, w.progressKey, w.epoch); err != nil {
+				return -1, err
+			}
 			if err := w.cfg.Bucket.Put(ctx, k, w.encoded[k]); err != nil {
 				return -1, fmt.Errorf("cannot write %s: %w", where, err)
 			}
@@ -177,7 +187,7 @@ func (w *Writer) Flush(ctx context.Context) (int64, error) {
 	failpoint.Hit("sink.after-progress")
 	w.release()
 	w.cfg.Budget.add(-w.bytes)
-	w.first, w.last, w.bytes, w.next = -1, -1, 0, next
+	w.first, w.last, w.bytes, w.next, w.pendingWritten = -1, -1, 0, next, false
 	return next, nil
 }
 

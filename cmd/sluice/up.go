@@ -239,8 +239,9 @@ func (c catalog) Tables() []query.Table {
 		}
 		files, err := sink.VisibleFiles(context.Background(), c.local, t.Name)
 		if err != nil {
-			c.log.Warn("cannot list table files", "table", t.Name, "err", err)
-			files = nil // fall back to every file under the directory
+			// Reading every file instead could show merged rows twice.
+			c.log.Warn("cannot list table files; not exposing the table", "table", t.Name, "err", err)
+			continue
 		}
 		qt := query.Table{Name: t.Name, Dir: filepath.Join(c.dir, t.Name), Files: files}
 		for _, col := range t.Schema.FileColumns() {

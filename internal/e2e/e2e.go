@@ -76,9 +76,25 @@ func Up(t testing.TB, data string, extra ...string) *Server {
 	return UpEnv(t, data, nil, extra...)
 }
 
-// UpEnv is Up with extra environment variables (KEY=VALUE).
+// UpEnv is Up with extra environment variables (KEY=VALUE). A port taken
+// between FreeAddr and the server's bind (other test processes run in
+// parallel) is retried with new ports.
 func UpEnv(t testing.TB, data string, env []string, extra ...string) *Server {
 	t.Helper()
+	for attempt := 1; ; attempt++ {
+		s, err := start(t, data, env, extra)
+		if err == nil {
+			return s
+		}
+		if !strings.Contains(s.Log(), "address already in use") || attempt == 3 {
+			t.Fatalf("sluice up exited early: %v\n%s", err, s.Log())
+		}
+	}
+}
+
+// start starts one `sluice up` and waits until it answers; it returns an
+// error if the process exits first.
+func start(t testing.TB, data string, env, extra []string) (*Server, error) {
 	s := &Server{t: t, Data: data, HTTPAddr: FreeAddr(t), KafkaAddr: FreeAddr(t), log: &syncWriter{}, exited: make(chan struct{})}
 	args := append([]string{"up", "--data", data, "--listen", s.HTTPAddr, "--kafka-listen", s.KafkaAddr}, extra...)
 	s.cmd = exec.Command(Binary(t), args...)
@@ -95,20 +111,23 @@ func UpEnv(t testing.TB, data string, env []string, extra ...string) *Server {
 			t.Logf("sluice up log:\n%s", s.Log())
 		}
 	})
-	WaitFor(t, 30*time.Second, "sluice up to answer /healthz", func() error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
 		select {
 		case <-s.exited:
-			t.Fatalf("sluice up exited early: %v\n%s", s.cmd.ProcessState, s.Log())
+			return s, fmt.Errorf("exited with %v", s.cmd.ProcessState)
 		default:
 		}
 		resp, err := http.Get(s.URL() + "/healthz")
-		if err != nil {
-			return err
+		if err == nil {
+			resp.Body.Close()
+			return s, nil
 		}
-		resp.Body.Close()
-		return nil
-	})
-	return s
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after 30s waiting for sluice up to answer /healthz: %v\n%s", err, s.Log())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 type syncWriter struct {
