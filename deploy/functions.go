@@ -208,13 +208,9 @@ func (r *Registry) updateFunction(ctx context.Context, name string, create bool,
 		return Function{}, err
 	}
 	f.Updated = time.Now().UTC()
-	if err := r.save(ctx, "functions", name, f); err != nil {
+	if err := store(ctx, r, "functions", &r.functions, name, f); err != nil {
 		return Function{}, err
 	}
-	r.mu.Lock()
-	r.functions[name] = f
-	r.notifyLocked()
-	r.mu.Unlock()
 	return f, nil
 }
 

@@ -138,13 +138,9 @@ func (r *Registry) CreateStream(ctx context.Context, s Stream) (Stream, error) {
 	if err := r.topics(ctx, s.Name, s.Partitions, time.Duration(s.Retention)); err != nil {
 		return s, err
 	}
-	if err := r.save(ctx, "streams", s.Name, s); err != nil {
+	if err := store(ctx, r, "streams", &r.streams, s.Name, s); err != nil {
 		return s, err
 	}
-	r.mu.Lock()
-	r.streams[s.Name] = s
-	r.notifyLocked()
-	r.mu.Unlock()
 	return s, nil
 }
 
@@ -156,13 +152,9 @@ func (r *Registry) CreateTable(ctx context.Context, t Table) (Table, error) {
 	if _, ok := r.Table(t.Name); ok {
 		return t, fmt.Errorf("table %q %w", t.Name, ErrExists)
 	}
-	if err := r.save(ctx, "tables", t.Name, t); err != nil {
+	if err := store(ctx, r, "tables", &r.tables, t.Name, t); err != nil {
 		return t, err
 	}
-	r.mu.Lock()
-	r.tables[t.Name] = t
-	r.notifyLocked()
-	r.mu.Unlock()
 	return t, nil
 }
 
@@ -184,13 +176,9 @@ func (r *Registry) UpdateTable(ctx context.Context, t Table) (Table, error) {
 	if err := schemas.CheckEvolution(&old.Schema, &t.Schema); err != nil {
 		return t, fmt.Errorf("%w table %q: %w", ErrInvalid, t.Name, err)
 	}
-	if err := r.save(ctx, "tables", t.Name, t); err != nil {
+	if err := store(ctx, r, "tables", &r.tables, t.Name, t); err != nil {
 		return t, err
 	}
-	r.mu.Lock()
-	r.tables[t.Name] = t
-	r.notifyLocked()
-	r.mu.Unlock()
 	return t, nil
 }
 
@@ -231,13 +219,9 @@ func (r *Registry) CreatePipeline(ctx context.Context, p Pipeline) (Pipeline, er
 	if _, ok := r.Pipeline(p.Name); ok {
 		return p, fmt.Errorf("pipeline %q %w", p.Name, ErrExists)
 	}
-	if err := r.save(ctx, "pipelines", p.Name, p); err != nil {
+	if err := store(ctx, r, "pipelines", &r.pipelines, p.Name, p); err != nil {
 		return p, err
 	}
-	r.mu.Lock()
-	r.pipelines[p.Name] = p
-	r.notifyLocked()
-	r.mu.Unlock()
 	return p, nil
 }
 
@@ -252,14 +236,23 @@ func (r *Registry) SetPaused(ctx context.Context, name string, paused bool) (Pip
 		return p, fmt.Errorf("pipeline %q %w", name, ErrNotFound)
 	}
 	p.Paused = paused
-	if err := r.save(ctx, "pipelines", p.Name, p); err != nil {
+	if err := store(ctx, r, "pipelines", &r.pipelines, p.Name, p); err != nil {
 		return p, err
 	}
+	return p, nil
+}
+
+// store saves v in the object store, then in memory (m), and signals the
+// change.
+func store[T any](ctx context.Context, r *Registry, kind string, m *map[string]T, name string, v T) error {
+	if err := r.save(ctx, kind, name, v); err != nil {
+		return err
+	}
 	r.mu.Lock()
-	r.pipelines[p.Name] = p
+	(*m)[name] = v
 	r.notifyLocked()
 	r.mu.Unlock()
-	return p, nil
+	return nil
 }
 
 func get[T any](r *Registry, m *map[string]T, name string) (T, bool) {
