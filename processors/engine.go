@@ -114,17 +114,26 @@ func (e *Engine) resolve() map[string]Pipeline {
 	return out
 }
 
+// sync is called from Run's goroutine only. Pipelines are stopped (which
+// may take up to DrainTimeout) without holding e.mu, so status requests
+// are answered meanwhile.
 func (e *Engine) sync() {
 	want := e.resolve()
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	var stopping []*runnerHandle
 	for name, h := range e.runners {
 		if spec, ok := want[name]; !ok || !sameSpec(spec, h.spec) {
 			e.log.Info("stopping pipeline", "pipeline", name)
-			h.stop()
+			stopping = append(stopping, h)
 			delete(e.runners, name)
 		}
 	}
+	e.mu.Unlock()
+	for _, h := range stopping {
+		h.stop()
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	for name, spec := range want {
 		if _, ok := e.runners[name]; ok {
 			continue
@@ -186,21 +195,22 @@ func (h *runnerHandle) stop() {
 
 func (e *Engine) stopAll() {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.admin != nil {
-		defer e.admin.Close()
+	runners, admin, host := e.runners, e.admin, e.host
+	e.runners, e.admin, e.host = map[string]*runnerHandle{}, nil, nil
+	e.mu.Unlock()
+	if admin != nil {
+		defer admin.Close()
 	}
-	if e.host != nil {
-		defer e.host.Close(context.Background())
+	if host != nil {
+		defer host.Close(context.Background())
 	}
 	var wg sync.WaitGroup
-	for name, h := range e.runners {
+	for name, h := range runners {
 		wg.Go(func() {
 			start := time.Now()
 			h.stop()
 			e.log.Info("pipeline stopped", "pipeline", name, "took", time.Since(start).Round(time.Millisecond))
 		})
-		delete(e.runners, name)
 	}
 	wg.Wait()
 }
