@@ -31,6 +31,14 @@ type Engine struct {
 	// timeout of its previous incarnation. It must be unique per worker
 	// process and stable across its restarts. Set it before Run.
 	InstanceID string
+	// LeaveOnStop makes a static member leave its groups when it stops
+	// gracefully, so its partitions move to the other workers at once
+	// (`sluice serve`); without it a restart gets them back at once
+	// (`sluice up`, the only worker).
+	LeaveOnStop bool
+	// SessionTimeout is how long the group waits for a worker that stopped
+	// answering before its partitions move (0: kgo's default, 45s).
+	SessionTimeout time.Duration
 	// FunctionCache is where compiled functions are cached (survives
 	// restarts). Set it before Run.
 	FunctionCache string
@@ -130,7 +138,7 @@ func (e *Engine) sync() {
 	}
 	e.mu.Unlock()
 	for _, h := range stopping {
-		h.stop()
+		h.stop(true) // the pipeline changed or went away: no one rejoins as this member
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -143,7 +151,7 @@ func (e *Engine) sync() {
 			e.log.Error("cannot start pipeline", "pipeline", name, "err", err)
 			continue
 		}
-		r, err := newRunner(spec, e.bucket, e.brokers, e.InstanceID, newProc, e.log)
+		r, err := newRunner(spec, e.bucket, e.brokers, e.InstanceID, e.SessionTimeout, newProc, e.log)
 		if err != nil {
 			e.log.Error("cannot start pipeline", "pipeline", name, "err", err)
 			continue
@@ -186,11 +194,11 @@ func sameSpec(a, b Pipeline) bool {
 		a.BisectOnError == b.BisectOnError
 }
 
-// stop ends the poll loop, then drains the partitions and leaves the group.
-func (h *runnerHandle) stop() {
+// stop ends the poll loop, then drains the partitions and closes the client.
+func (h *runnerHandle) stop(leave bool) {
 	h.cancel()
 	<-h.done
-	h.r.close()
+	h.r.close(leave)
 }
 
 func (e *Engine) stopAll() {
@@ -208,7 +216,7 @@ func (e *Engine) stopAll() {
 	for name, h := range runners {
 		wg.Go(func() {
 			start := time.Now()
-			h.stop()
+			h.stop(e.LeaveOnStop)
 			e.log.Info("pipeline stopped", "pipeline", name, "took", time.Since(start).Round(time.Millisecond))
 		})
 	}

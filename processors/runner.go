@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -35,6 +36,8 @@ type runner struct {
 	cl      *kgo.Client
 	ready   chan struct{} // closed once cl is set
 
+	instanceID string // static group membership; "" for a dynamic member
+
 	mu    sync.Mutex
 	parts map[int32]*running
 }
@@ -47,12 +50,15 @@ type running struct {
 	stopOnce sync.Once
 }
 
-func newRunner(p Pipeline, bucket objstore.Bucket, brokers []string, instanceID string, newProc func() Processor, log *slog.Logger) (*runner, error) {
+func newRunner(p Pipeline, bucket objstore.Bucket, brokers []string, instanceID string, session time.Duration, newProc func() Processor, log *slog.Logger) (*runner, error) {
 	r := &runner{p: p, bucket: bucket, brokers: brokers, newProc: newProc, log: log.With("pipeline", p.Name),
-		parts: map[int32]*running{}, ready: make(chan struct{})}
+		parts: map[int32]*running{}, ready: make(chan struct{}), instanceID: instanceID}
 	var opts []kgo.Opt
 	if instanceID != "" {
 		opts = append(opts, kgo.InstanceID(instanceID))
+	}
+	if session > 0 {
+		opts = append(opts, kgo.SessionTimeout(session))
 	}
 	cl, err := kafkax.NewClient(brokers, append(opts,
 		kgo.ConsumerGroup(p.Group),
@@ -237,8 +243,21 @@ func (r *runner) poll(ctx context.Context) {
 }
 
 // close drains every partition, then leaves the group.
-func (r *runner) close() {
+//
+// A static member does not leave its group on Close (that is what lets a
+// restart take its partitions back at once). With leave, it removes itself
+// explicitly after draining, so a worker being scaled down hands its
+// partitions to the others now rather than after the session timeout.
+func (r *runner) close(leave bool) {
 	r.stop(r.ids(), true)
+	if leave && r.instanceID != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := kadm.NewClient(r.cl).LeaveGroup(ctx, kadm.LeaveGroup(r.p.Group).InstanceIDs(r.instanceID))
+		cancel()
+		if err != nil {
+			r.log.Warn("cannot leave consumer group; its partitions move after the session timeout", "err", err)
+		}
+	}
 	r.cl.Close()
 }
 

@@ -12,6 +12,9 @@ const usage = `sluice: streams in, functions on them, Parquet out, SQL over it.
 Usage:
   sluice up [--data DIR] [--listen ADDR] [--kafka-listen ADDR]
       run everything in one process on embedded defaults
+  sluice serve --brokers HOST:PORT[,...] [--roles ingest,worker,query] [--storage DIR|s3://...]
+             [--worker-id ID] [--listen ADDR] [--data DIR]
+      run chosen roles against an external Kafka cluster; start as many workers as needed
   sluice put STREAM [FILE|-] [--server URL]
       send NDJSON records (one JSON value per line) to a stream
   sluice sql [--format table|json|csv] [--server URL] "SQL"
@@ -38,6 +41,7 @@ func main() {
 	}
 	cmds := map[string]func([]string) error{
 		"up":       runUp,
+		"serve":    runServe,
 		"put":      runPut,
 		"sql":      runSQL,
 		"stream":   streamCommands(),

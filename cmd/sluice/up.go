@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,7 +31,13 @@ type upConfig struct {
 	data        string
 	storage     string
 	listen      string
-	kafkaListen string
+	kafkaListen string   // embedded broker (up)
+	brokers     []string // an external Kafka cluster (serve); none: embedded
+	roles       map[string]bool
+	workerID    string // static group member ID of this worker
+	session     time.Duration
+	provision   bool // create the default stream, table and pipeline
+
 	queryMemory string
 	queryTime   time.Duration
 	budget      string
@@ -42,10 +49,25 @@ func (c *upConfig) validate() error {
 	if c.data == "" {
 		errs = append(errs, errors.New("--data must name a directory"))
 	}
-	for flagName, addr := range map[string]string{"--listen": c.listen, "--kafka-listen": c.kafkaListen} {
+	addrs := map[string]string{"--listen": c.listen}
+	if len(c.brokers) == 0 {
+		addrs["--kafka-listen"] = c.kafkaListen
+	}
+	for i, b := range c.brokers {
+		addrs[fmt.Sprintf("--brokers (#%d)", i+1)] = b
+	}
+	for flagName, addr := range addrs {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			errs = append(errs, fmt.Errorf("%s %q: want host:port: %w", flagName, addr, err))
 		}
+	}
+	for r := range c.roles {
+		if r != "ingest" && r != "worker" && r != "query" {
+			errs = append(errs, fmt.Errorf("--roles: unknown role %q (ingest, worker, query)", r))
+		}
+	}
+	if len(c.roles) == 0 {
+		errs = append(errs, errors.New("--roles: name at least one of ingest, worker, query"))
 	}
 	if c.queryTime <= 0 {
 		errs = append(errs, errors.New("--query-timeout must be positive"))
@@ -59,28 +81,68 @@ func (c *upConfig) validate() error {
 	return errors.Join(errs...)
 }
 
-func runUp(args []string) error {
-	var c upConfig
-	fs := flag.NewFlagSet("up", flag.ContinueOnError)
-	fs.StringVar(&c.data, "data", "./sluice-data", "data directory: Kafka log in DATA/kafka, tables and registry in DATA/objects")
+// commonFlags are the flags `up` and `serve` share.
+func commonFlags(fs *flag.FlagSet, c *upConfig) {
+	fs.StringVar(&c.data, "data", "./sluice-data", "data directory: Kafka log in DATA/kafka (up), tables and registry in DATA/objects, caches in DATA/cache")
 	fs.StringVar(&c.storage, "storage", "", "object storage for tables, registry and progress: a directory or s3://bucket/prefix?endpoint=host:port&path_style=true&insecure=true (default DATA/objects)")
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "HTTP address of the ingest, admin and query APIs")
-	fs.StringVar(&c.kafkaListen, "kafka-listen", "127.0.0.1:9092", "address of the embedded Kafka broker, for any Kafka client")
 	fs.StringVar(&c.queryMemory, "query-memory", "1GB", "DuckDB memory limit for all queries together")
 	fs.DurationVar(&c.queryTime, "query-timeout", time.Minute, "longest a query may run")
 	fs.StringVar(&c.budget, "memory-budget", "512MiB", "rows buffered by all pipelines together before files are written early")
 	fs.DurationVar(&c.compact, "compact-interval", 5*time.Minute, "how often small table files are merged (0: never)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
+}
+
+// run checks what fs parsed into c and runs it.
+func run(fs *flag.FlagSet, c *upConfig) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if err := c.validate(); err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	return up(c, log)
+	return up(*c, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+}
+
+// runUp: everything in one process, on an embedded broker.
+func runUp(args []string) error {
+	c := upConfig{roles: map[string]bool{"ingest": true, "worker": true, "query": true}, workerID: "sluice-up", provision: true}
+	fs := flag.NewFlagSet("up", flag.ContinueOnError)
+	commonFlags(fs, &c)
+	fs.StringVar(&c.kafkaListen, "kafka-listen", "127.0.0.1:9092", "address of the embedded Kafka broker, for any Kafka client")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return run(fs, &c)
+}
+
+// runServe: chosen roles against an external Kafka cluster.
+func runServe(args []string) error {
+	var c upConfig
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	commonFlags(fs, &c)
+	brokers := fs.String("brokers", "", "Kafka bootstrap brokers, host:port[,host:port...] (required)")
+	roles := fs.String("roles", "ingest,worker,query", "what this process does: ingest, worker, query (comma-separated)")
+	host, _ := os.Hostname()
+	fs.StringVar(&c.workerID, "worker-id", "", "this worker's stable identity in the pipelines' consumer groups; unique per worker (default: host name and --listen)")
+	fs.DurationVar(&c.session, "session-timeout", 45*time.Second, "how long the pipelines' consumer groups wait for a worker that stopped answering before moving its partitions")
+	fs.BoolVar(&c.provision, "provision-defaults", false, "create the default stream, table and pipeline logs on an empty store")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c.roles = map[string]bool{}
+	for _, r := range strings.Split(*roles, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			c.roles[r] = true
+		}
+	}
+	if *brokers == "" {
+		return errors.New("--brokers is required (use `sluice up` for an embedded broker)")
+	}
+	c.brokers = strings.Split(*brokers, ",")
+	if c.workerID == "" {
+		c.workerID = host + "-" + c.listen
+	}
+	return run(fs, &c)
 }
 
 // up builds every part, starts them, waits for SIGINT/SIGTERM, and stops
@@ -108,12 +170,15 @@ func up(c upConfig, log *slog.Logger) error {
 		cat.local = &objstore.Dir{Root: cat.mirror.Dir}
 	}
 	cat.dir = cat.local.Path("tables")
-	broker, err := kafkax.StartEmbedded(filepath.Join(c.data, "kafka"), c.kafkaListen)
-	if err != nil {
-		return err
+	brokers := c.brokers
+	if len(brokers) == 0 {
+		broker, err := kafkax.StartEmbedded(filepath.Join(c.data, "kafka"), c.kafkaListen)
+		if err != nil {
+			return err
+		}
+		defer stopStep(log, "kafka broker", broker.Close)
+		brokers = []string{broker.Addr()}
 	}
-	defer stopStep(log, "kafka broker", broker.Close)
-	brokers := []string{broker.Addr()}
 
 	producer, err := kafkax.NewClient(brokers,
 		kgo.ProducerBatchCompression(kgo.ZstdCompression()),
@@ -130,46 +195,56 @@ func up(c upConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if err := reg.ProvisionDefaults(ctx); err != nil {
-		return fmt.Errorf("cannot provision the default stream, table and pipeline: %w", err)
+	if c.provision {
+		if err := reg.ProvisionDefaults(ctx); err != nil {
+			return fmt.Errorf("cannot provision the default stream, table and pipeline: %w", err)
+		}
 	}
-
-	cat.reg = reg
-	if err := os.MkdirAll(cat.dir, 0o755); err != nil {
-		return fmt.Errorf("cannot create table directory %q: %w", cat.dir, err)
-	}
-	qe, err := query.New(query.Config{
-		MemoryLimit: c.queryMemory, Timeout: c.queryTime,
-		AllowedDirs: []string{cat.dir}, TempDir: filepath.Join(c.data, "tmp", "duckdb"),
-	}, cat)
-	if err != nil {
-		return err
-	}
-	defer stopStep(log, "query engine", func() { qe.Close() })
-
-	engine := processors.NewEngine(reg, bucket, brokers, log)
-	// One worker per data directory: a static group member, so a restart
-	// (even after a crash) resumes at once.
-	engine.InstanceID = "sluice-up"
-	engine.FunctionCache = filepath.Join(c.data, "cache", "functions")
-	budget, _ := parseSize(c.budget) // validated
-	engine.Budget = &sink.Budget{Limit: budget}
-	engine.CompactInterval = c.compact
-	engineCtx, stopEngine := context.WithCancel(context.Background())
-	engineDone := make(chan struct{})
-	go func() { defer close(engineDone); engine.Run(engineCtx) }()
-	defer stopStep(log, "pipelines", func() { stopEngine(); <-engineDone })
-
 	mux := http.NewServeMux()
-	mux.Handle("/v1/streams/{stream}/records", &ingest.Handler{
-		Producer: producer, Log: log,
-		StreamExists: func(name string) bool { _, ok := reg.Stream(name); return ok },
-	})
-	(&deploy.API{Reg: reg,
-		Status: func(ctx context.Context, name string) (any, error) { return engine.Status(ctx, name) },
-		Logs:   func(name string, limit int) any { return engine.Logs.Tail(name, limit) },
-	}).Register(mux)
-	mux.Handle("/v1/query", qe.Handler())
+	api := &deploy.API{Reg: reg}
+
+	if c.roles["query"] {
+		cat.reg = reg
+		if err := os.MkdirAll(cat.dir, 0o755); err != nil {
+			return fmt.Errorf("cannot create table directory %q: %w", cat.dir, err)
+		}
+		qe, err := query.New(query.Config{
+			MemoryLimit: c.queryMemory, Timeout: c.queryTime,
+			AllowedDirs: []string{cat.dir}, TempDir: filepath.Join(c.data, "tmp", "duckdb"),
+		}, cat)
+		if err != nil {
+			return err
+		}
+		defer stopStep(log, "query engine", func() { qe.Close() })
+		mux.Handle("/v1/query", qe.Handler())
+	}
+
+	if c.roles["worker"] {
+		engine := processors.NewEngine(reg, bucket, brokers, log)
+		// A static group member: restarted (even after a crash) with the
+		// same ID, it gets its partitions back at once.
+		engine.InstanceID = c.workerID
+		engine.LeaveOnStop = len(c.brokers) > 0 // serve: hand partitions to the other workers
+		engine.SessionTimeout = c.session
+		engine.FunctionCache = filepath.Join(c.data, "cache", "functions")
+		budget, _ := parseSize(c.budget) // validated
+		engine.Budget = &sink.Budget{Limit: budget}
+		engine.CompactInterval = c.compact
+		engineCtx, stopEngine := context.WithCancel(context.Background())
+		engineDone := make(chan struct{})
+		go func() { defer close(engineDone); engine.Run(engineCtx) }()
+		defer stopStep(log, "pipelines", func() { stopEngine(); <-engineDone })
+		api.Status = func(ctx context.Context, name string) (any, error) { return engine.Status(ctx, name) }
+		api.Logs = func(name string, limit int) any { return engine.Logs.Tail(name, limit) }
+	}
+
+	if c.roles["ingest"] {
+		mux.Handle("/v1/streams/{stream}/records", &ingest.Handler{
+			Producer: producer, Log: log,
+			StreamExists: func(name string) bool { _, ok := reg.Stream(name); return ok },
+		})
+	}
+	api.Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 
 	ln, err := net.Listen("tcp", c.listen)
@@ -184,8 +259,8 @@ func up(c upConfig, log *slog.Logger) error {
 		srv.Shutdown(ctx)
 	})
 
-	log.Info("sluice is up", "http", "http://"+ln.Addr().String(), "kafka", broker.Addr(),
-		"data", c.data, "took", time.Since(start).Round(time.Millisecond))
+	log.Info("sluice is up", "http", "http://"+ln.Addr().String(), "kafka", strings.Join(brokers, ","),
+		"roles", roleList(c.roles), "data", c.data, "took", time.Since(start).Round(time.Millisecond))
 	waitForSignal(log)
 	return nil
 }
@@ -253,4 +328,14 @@ func (c catalog) Tables() []query.Table {
 		out = append(out, qt)
 	}
 	return out
+}
+
+func roleList(roles map[string]bool) string {
+	var out []string
+	for _, r := range []string{"ingest", "worker", "query"} {
+		if roles[r] {
+			out = append(out, r)
+		}
+	}
+	return strings.Join(out, ",")
 }

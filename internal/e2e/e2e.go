@@ -82,7 +82,7 @@ func Up(t testing.TB, data string, extra ...string) *Server {
 func UpEnv(t testing.TB, data string, env []string, extra ...string) *Server {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
-		s, err := start(t, data, env, extra)
+		s, err := start(t, "up", data, env, extra)
 		if err == nil {
 			return s
 		}
@@ -92,11 +92,27 @@ func UpEnv(t testing.TB, data string, env []string, extra ...string) *Server {
 	}
 }
 
-// start starts one `sluice up` and waits until it answers; it returns an
-// error if the process exits first.
-func start(t testing.TB, data string, env, extra []string) (*Server, error) {
-	s := &Server{t: t, Data: data, HTTPAddr: FreeAddr(t), KafkaAddr: FreeAddr(t), log: &syncWriter{}, exited: make(chan struct{})}
-	args := append([]string{"up", "--data", data, "--listen", s.HTTPAddr, "--kafka-listen", s.KafkaAddr}, extra...)
+// Serve starts `sluice serve` on data with a free HTTP port and extra
+// flags (--brokers among them) and waits until it answers.
+func Serve(t testing.TB, data string, env []string, extra ...string) *Server {
+	t.Helper()
+	s, err := start(t, "serve", data, env, extra)
+	if err != nil {
+		t.Fatalf("sluice serve exited early: %v\n%s", err, s.Log())
+	}
+	return s
+}
+
+// start starts one `sluice up` or `sluice serve` and waits until it
+// answers; it returns an error if the process exits first.
+func start(t testing.TB, cmd, data string, env, extra []string) (*Server, error) {
+	s := &Server{t: t, Data: data, HTTPAddr: FreeAddr(t), log: &syncWriter{}, exited: make(chan struct{})}
+	args := []string{cmd, "--data", data, "--listen", s.HTTPAddr}
+	if cmd == "up" {
+		s.KafkaAddr = FreeAddr(t)
+		args = append(args, "--kafka-listen", s.KafkaAddr)
+	}
+	args = append(args, extra...)
 	s.cmd = exec.Command(Binary(t), args...)
 	s.cmd.Env = append(os.Environ(), env...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log

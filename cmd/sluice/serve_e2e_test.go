@@ -1,0 +1,51 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/e2e"
+)
+
+// TestServeWorkersScaleOut adds a second worker (`sluice serve --roles
+// worker`) to the pipeline of a running `sluice up` (whose embedded broker
+// and storage it shares): the partitions are split between the two, and when
+// the second worker is killed mid-flow its partitions go back to the first.
+// Every record lands once.
+func TestServeWorkersScaleOut(t *testing.T) {
+	data := t.TempDir()
+	s := e2e.Up(t, data)
+	createCrashPipeline(t, s)
+	w := e2e.Serve(t, t.TempDir(), nil, "--brokers", s.KafkaAddr, "--roles", "worker",
+		"--storage", filepath.Join(data, "objects"), "--worker-id", "w2", "--session-timeout", "8s")
+	e2e.WaitFor(t, 60*time.Second, "the partitions to be split between two workers", func() error {
+		var st struct {
+			Partitions []struct {
+				State string `json:"state"`
+			} `json:"partitions"`
+		}
+		s.Get("/v1/pipelines/crash/status", &st)
+		mine := 0
+		for _, p := range st.Partitions {
+			if p.State == "running" {
+				mine++
+			}
+		}
+		if mine == 0 || mine == len(st.Partitions) {
+			return fmt.Errorf("the first worker runs %d of %d partitions", mine, len(st.Partitions))
+		}
+		return nil
+	})
+	sendCrashRecords(t, s, 0, 10_000)
+	s.WaitCount("select count(*) from crash", 10_000, 60*time.Second)
+
+	// The second worker dies (SIGKILL) with records in flight.
+	sendCrashRecords(t, s, 10_000, 10_000)
+	w.Kill()
+	s.WaitCount("select count(*) from crash", 20_000, 2*time.Minute)
+	if n, err := s.Count("select count(distinct (_partition, _offset)) from crash"); err != nil || n != 20_000 {
+		t.Fatalf("distinct positions: %d, %v", n, err)
+	}
+}
