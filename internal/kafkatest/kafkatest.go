@@ -26,24 +26,23 @@
 package kafkatest
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-dev/sluice/internal/testproc"
 )
 
 // Version is the Apache Kafka release the broker runs; scripts/kafka-server
@@ -104,10 +103,7 @@ type Broker struct {
 	dir            string // t.TempDir(): server.properties, log4j2.properties, broker.log, data/
 	controllerAddr string
 	logs           string // file with the broker's output
-
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when cmd has exited
+	proc           *testproc.Proc
 }
 
 // Start starts (or, with SLUICE_TEST_KAFKA, connects to) a Kafka broker for
@@ -150,10 +146,11 @@ func startLocal(t testing.TB, java, libs string) *Broker {
 		dir:  dir,
 		logs: filepath.Join(dir, "broker.log"),
 	}
+	b.proc = &testproc.Proc{Name: "the Kafka broker", Path: java, Dir: dir, Logs: b.logs}
 	t.Cleanup(func() {
 		b.stop()
 		if t.Failed() {
-			t.Logf("Kafka broker output (%s):\n%s", b.logs, tail(b.logs, logTail))
+			t.Logf("Kafka broker output (%s):\n%s", b.logs, testproc.Tail(b.logs, logTail))
 		}
 	})
 	if err := os.WriteFile(filepath.Join(dir, "log4j2.properties"), []byte(log4j2Config), 0o644); err != nil {
@@ -162,7 +159,7 @@ func startLocal(t testing.TB, java, libs string) *Broker {
 	// A free port can be taken between our probe and the broker's listen;
 	// try a few. Each try formats the log directory anew.
 	for try := 1; ; try++ {
-		ports, err := freePorts(2)
+		ports, err := testproc.FreePorts(2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -172,14 +169,14 @@ func startLocal(t testing.TB, java, libs string) *Broker {
 			t.Fatal(err)
 		}
 		if err := b.format(); err != nil {
-			t.Fatalf("cannot format the Kafka log directory: %v\n%s", err, tail(b.logs, logTail))
+			t.Fatalf("cannot format the Kafka log directory: %v\n%s", err, testproc.Tail(b.logs, logTail))
 		}
 		err = b.start()
 		if err == nil {
 			return b
 		}
-		if try == 3 || !strings.Contains(tail(b.logs, logTail), "Address already in use") {
-			t.Fatalf("cannot start the Kafka broker: %v\n%s", err, tail(b.logs, logTail))
+		if try == 3 || !strings.Contains(testproc.Tail(b.logs, logTail), "Address already in use") {
+			t.Fatalf("cannot start the Kafka broker: %v\n%s", err, testproc.Tail(b.logs, logTail))
 		}
 		os.RemoveAll(filepath.Join(dir, "data"))
 	}
@@ -276,7 +273,7 @@ func (b *Broker) Start() {
 		b.t.Skipf("the %s broker cannot be restarted by a test", EnvBrokers)
 	}
 	if err := b.start(); err != nil {
-		b.t.Fatalf("cannot restart the Kafka broker: %v\n%s", err, tail(b.logs, logTail))
+		b.t.Fatalf("cannot restart the Kafka broker: %v\n%s", err, testproc.Tail(b.logs, logTail))
 	}
 }
 
@@ -340,59 +337,19 @@ func (b *Broker) format() error {
 	cmd := exec.CommandContext(ctx, b.java, args...)
 	cmd.Dir = b.dir
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = sysProcAttr()
-	cmd.Cancel = func() error { return killGroup(cmd.Process) }
+	cmd.SysProcAttr = testproc.SysProcAttr()
+	cmd.Cancel = func() error { return testproc.KillGroup(cmd.Process) }
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("%s: %v", strings.Join(cmd.Args, " "), err)
 	}
 	return nil
 }
 
-// start runs the broker and waits until it answers.
+// start runs the broker and waits until it answers and every partition
+// has a leader.
 func (b *Broker) start() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.cmd != nil {
-		return errors.New("already running")
-	}
-	logf, err := os.OpenFile(b.logs, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(logf, "== %s %s\n", time.Now().Format(time.RFC3339Nano), b.CommandLine())
-	cmd := exec.Command(b.java, b.javaArgs("kafka.Kafka", b.configPath())...)
-	cmd.Dir = b.dir
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = sysProcAttr() // own process group; dies with the test binary (Linux)
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return err
-	}
-	logf.Close() // the child has its own descriptor
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	b.cmd, b.exited = cmd, exited
-
-	ctx, cancel := context.WithTimeout(context.Background(), startWait)
-	defer cancel()
-	go func() {
-		select {
-		case <-exited:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	if err := b.ping(ctx, true); err != nil {
-		select {
-		case <-exited:
-			b.cmd = nil
-			return fmt.Errorf("the broker exited at start: %v", cmd.ProcessState)
-		default:
-		}
-		b.killLocked()
-		return fmt.Errorf("the broker did not answer on %s within %s: %v", b.Addr, startWait, err)
-	}
-	return nil
+	b.proc.Args = b.javaArgs("kafka.Kafka", b.configPath())
+	return b.proc.Start(startWait, func(ctx context.Context) error { return b.ping(ctx, true) })
 }
 
 // ping waits until the broker answers a metadata request listing at least
@@ -448,22 +405,9 @@ func ready(ctx context.Context, adm *kadm.Client, allLed bool) error {
 }
 
 func (b *Broker) stop() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.killLocked()
-}
-
-func (b *Broker) killLocked() {
-	if b.cmd == nil {
-		return
+	if err := b.proc.Kill(stopWait); err != nil {
+		b.t.Error(err)
 	}
-	killGroup(b.cmd.Process) // the JVM's own process group, by pid
-	select {
-	case <-b.exited:
-	case <-time.After(stopWait):
-		b.t.Errorf("the Kafka broker (pid %d) did not exit within %s of SIGKILL", b.cmd.Process.Pid, stopWait)
-	}
-	b.cmd = nil
 }
 
 // FindLibs returns the directory of the broker's jars,
@@ -507,33 +451,4 @@ func findJava() (string, error) {
 		return "", errors.New("no java (17 or newer) on PATH nor in $JAVA_HOME; the Kafka broker needs one")
 	}
 	return p, nil
-}
-
-// freePorts returns n distinct free loopback ports.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close() // held open until all are chosen, so they differ
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
-// tail is the end of a file, at most n bytes.
-func tail(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "(" + err.Error() + ")"
-	}
-	if len(data) > n {
-		data = data[len(data)-n:]
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			data = data[i+1:]
-		}
-	}
-	return string(data)
 }

@@ -20,13 +20,11 @@
 package s3test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -34,12 +32,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/sluice-dev/sluice/internal/testproc"
 )
 
 // Fixed credentials and region of the servers this package starts.
@@ -78,13 +77,8 @@ type Server struct {
 	external bool
 
 	// local versitygw only
-	bin  string
-	args []string
+	proc *testproc.Proc
 	logs string // file with the server's output
-
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when cmd has exited
 }
 
 // Start starts (or, with SLUICE_TEST_S3, connects to) an S3 server for the
@@ -129,13 +123,13 @@ func StartServer(t testing.TB) *Server {
 		AccessKey: AccessKey,
 		SecretKey: SecretKey,
 		t:         t,
-		bin:       bin,
 		logs:      filepath.Join(dir, "versitygw.log"),
 	}
+	s.proc = &testproc.Proc{Name: "versitygw", Path: bin, Logs: s.logs}
 	t.Cleanup(func() {
 		s.stop()
 		if t.Failed() {
-			t.Logf("versitygw output (%s):\n%s", s.logs, tail(s.logs, 4000))
+			t.Logf("versitygw output (%s):\n%s", s.logs, testproc.Tail(s.logs, 4000))
 		}
 	})
 	// Object metadata (ETag, content type) goes in user xattrs, as versitygw
@@ -152,19 +146,19 @@ func StartServer(t testing.TB) *Server {
 	// A free port can be taken between our probe and versitygw's listen;
 	// try a few.
 	for try := 1; ; try++ {
-		port, err := freePort()
+		ports, err := testproc.FreePorts(1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.Endpoint = "127.0.0.1:" + strconv.Itoa(port)
-		s.args = append([]string{"--port", s.Endpoint, "--access", AccessKey, "--secret", SecretKey,
+		s.Endpoint = "127.0.0.1:" + strconv.Itoa(ports[0])
+		s.proc.Args = append([]string{"--port", s.Endpoint, "--access", AccessKey, "--secret", SecretKey,
 			"--region", Region, "--quiet"}, posix...)
 		err = s.start()
 		if err == nil {
 			break
 		}
-		if try == 3 || !strings.Contains(tail(s.logs, 4000), "address already in use") {
-			t.Fatalf("cannot start versitygw: %v\n%s", err, tail(s.logs, 4000))
+		if try == 3 || !strings.Contains(testproc.Tail(s.logs, 4000), "address already in use") {
+			t.Fatalf("cannot start versitygw: %v\n%s", err, testproc.Tail(s.logs, 4000))
 		}
 	}
 	s.Bucket = s.NewBucket(t)
@@ -181,7 +175,7 @@ func (s *Server) CommandLine() string {
 	if s.external {
 		return ""
 	}
-	return s.bin + " " + strings.Join(s.args, " ")
+	return s.proc.CommandLine()
 }
 
 // URL is the objstore.Open URL of bucket on this server (credentials not
@@ -266,74 +260,31 @@ func (s *Server) Start() {
 		s.t.Skipf("the %s server cannot be restarted by a test", EnvServer)
 	}
 	if err := s.start(); err != nil {
-		s.t.Fatalf("cannot restart versitygw: %v\n%s", err, tail(s.logs, 4000))
+		s.t.Fatalf("cannot restart versitygw: %v\n%s", err, testproc.Tail(s.logs, 4000))
 	}
 }
 
-// start runs the server and waits until it answers HTTP.
+// start runs the server and waits until it answers HTTP: any answer (403
+// to an unsigned request) means the S3 API is up.
 func (s *Server) start() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd != nil {
-		return errors.New("already running")
-	}
-	logf, err := os.OpenFile(s.logs, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(logf, "== %s %s\n", time.Now().Format(time.RFC3339Nano), s.CommandLine())
-	cmd := exec.Command(s.bin, s.args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = sysProcAttr() // dies with the test binary (Linux)
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return err
-	}
-	logf.Close() // the child has its own descriptor
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	s.cmd, s.exited = cmd, exited
-
 	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(startWait)
-	for {
-		select {
-		case <-exited:
-			s.cmd = nil
-			return fmt.Errorf("versitygw exited at start: %v", cmd.ProcessState)
-		default:
+	return s.proc.Start(startWait, func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.Endpoint+"/", nil)
+		if err != nil {
+			return err
 		}
-		// Any HTTP answer (403 to an unsigned request) means the S3 API is up.
-		resp, err := client.Get("http://" + s.Endpoint + "/")
+		resp, err := client.Do(req)
 		if err == nil {
 			resp.Body.Close()
-			return nil
 		}
-		if time.Now().After(deadline) {
-			s.killLocked()
-			return fmt.Errorf("versitygw did not answer on %s within %s: %v", s.Endpoint, startWait, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err
+	})
 }
 
 func (s *Server) stop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.killLocked()
-}
-
-func (s *Server) killLocked() {
-	if s.cmd == nil {
-		return
+	if err := s.proc.Kill(stopWait); err != nil {
+		s.t.Error(err)
 	}
-	s.cmd.Process.Kill() // this process's own child, by pid
-	select {
-	case <-s.exited:
-	case <-time.After(stopWait):
-		s.t.Errorf("versitygw (pid %d) did not exit within %s of SIGKILL", s.cmd.Process.Pid, stopWait)
-	}
-	s.cmd = nil
 }
 
 // FindBinary returns the path of versitygw: in the cache directory
@@ -396,28 +347,4 @@ func parseServerURL(raw string) (*Server, error) {
 		SecretKey: secret,
 		external:  true,
 	}, nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// tail is the end of a file, at most n bytes.
-func tail(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "(" + err.Error() + ")"
-	}
-	if len(data) > n {
-		data = data[len(data)-n:]
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			data = data[i+1:]
-		}
-	}
-	return string(data)
 }

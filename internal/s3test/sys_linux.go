@@ -6,12 +6,6 @@ import (
 	"syscall"
 )
 
-// sysProcAttr kills the server when the test binary dies (a panic, a
-// timeout, a SIGKILL), so no versitygw outlives its test.
-func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-}
-
 // xattrsWork reports whether dir's filesystem takes user extended attributes,
 // where versitygw's posix backend keeps object metadata by default.
 func xattrsWork(dir string) bool {

@@ -2,10 +2,6 @@
 
 package s3test
 
-import "syscall"
-
-func sysProcAttr() *syscall.SysProcAttr { return nil }
-
 // xattrsWork is false off Linux: the server keeps metadata in a sidecar
 // directory there.
 func xattrsWork(string) bool { return false }
