@@ -41,34 +41,59 @@ func progressKey(pipeline, stream string, partition int32) string {
 // LoadProgress reads the progress of (pipeline, stream, partition); nil if
 // the partition was never written.
 func LoadProgress(ctx context.Context, b objstore.Bucket, pipeline, stream string, partition int32) (*Progress, error) {
-	return loadProgress(ctx, b, progressKey(pipeline, stream, partition))
+	p, _, err := loadProgress(ctx, b, progressKey(pipeline, stream, partition))
+	return p, err
 }
 
-func loadProgress(ctx context.Context, b objstore.Bucket, key string) (*Progress, error) {
-	data, err := b.Get(ctx, key)
+// loadProgress reads a progress object and, from a Versioned store, its
+// version for a conditional save.
+func loadProgress(ctx context.Context, b objstore.Bucket, key string) (*Progress, string, error) {
+	var data []byte
+	var version string
+	var err error
+	if vb, ok := b.(objstore.Versioned); ok {
+		data, version, err = vb.GetVersion(ctx, key)
+	} else {
+		data, err = b.Get(ctx, key)
+	}
 	if objstore.IsNotFound(err) {
-		return nil, nil
+		return nil, "", nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("cannot read progress %q: %w", key, err)
+		return nil, "", fmt.Errorf("cannot read progress %q: %w", key, err)
 	}
 	var p Progress
 	if err := json.Unmarshal(data, &p); err != nil {
-		return nil, fmt.Errorf("cannot decode progress %q (the object is corrupt; delete it to resume from the Kafka committed offset): %w", key, err)
+		return nil, "", fmt.Errorf("cannot decode progress %q (the object is corrupt; delete it to resume from the Kafka committed offset): %w", key, err)
 	}
-	return &p, nil
+	return &p, version, nil
 }
 
-func saveProgress(ctx context.Context, b objstore.Bucket, key string, p Progress) error {
+// saveProgress writes a progress object. On a Versioned store the write is
+// conditional on version (the one this writer read or wrote last; "": the
+// object must not exist), so a writer that lost the partition to another
+// cannot overwrite the other's progress: it gets ErrFenced. It returns the
+// new version.
+func saveProgress(ctx context.Context, b objstore.Bucket, key string, p Progress, version string) (string, error) {
 	p.Updated = time.Now().UTC()
 	data, err := json.Marshal(p)
 	if err != nil {
-		return fmt.Errorf("BUG: cannot encode progress: %w", err)
+		return "", fmt.Errorf("BUG: cannot encode progress: %w", err)
+	}
+	if vb, ok := b.(objstore.Versioned); ok {
+		v, err := vb.PutIfVersion(ctx, key, data, version)
+		if objstore.IsConflict(err) {
+			return "", fmt.Errorf("cannot save progress %q at epoch %d: %w: %w", key, p.Epoch, ErrFenced, err)
+		}
+		if err != nil {
+			return "", fmt.Errorf("cannot save progress %q: %w", key, err)
+		}
+		return v, nil
 	}
 	if err := b.Put(ctx, key, data); err != nil {
-		return fmt.Errorf("cannot save progress %q: %w", key, err)
+		return "", fmt.Errorf("cannot save progress %q: %w", key, err)
 	}
-	return nil
+	return "", nil
 }
 
 // ErrFenced is returned (wrapped) by Flush when another writer has claimed
@@ -86,25 +111,39 @@ var ErrFenced = errors.New("fenced: another worker has claimed this partition")
 // that did get written are deleted, and the records are read again from Next
 // (they may be cut into different files this time, so the partial files must
 // go, or their rows would be counted twice).
-func claimProgress(ctx context.Context, b objstore.Bucket, key string) (next, epoch int64, err error) {
-	p, err := loadProgress(ctx, b, key)
+//
+// The claim is a conditional write on the version read, so two writers
+// claiming at once cannot both win; the loser reads again and claims after
+// the winner (it is the one Kafka assigned the partition to last).
+func claimProgress(ctx context.Context, b objstore.Bucket, key string) (next, epoch int64, version string, err error) {
+	for attempt := 1; ; attempt++ {
+		next, epoch, version, err = claimOnce(ctx, b, key)
+		if !errors.Is(err, ErrFenced) || attempt == 5 {
+			return next, epoch, version, err
+		}
+	}
+}
+
+func claimOnce(ctx context.Context, b objstore.Bucket, key string) (next, epoch int64, version string, err error) {
+	p, version, err := loadProgress(ctx, b, key)
 	if err != nil {
-		return -1, 0, err
+		return -1, 0, "", err
 	}
 	next = -1
 	if p != nil {
 		next, epoch = p.Next, p.Epoch
 		if p.Pending != nil {
 			if next, err = resolvePending(ctx, b, key, p); err != nil {
-				return -1, 0, err
+				return -1, 0, "", err
 			}
 		}
 	}
 	epoch++
-	if err := saveProgress(ctx, b, key, Progress{Next: next, Epoch: epoch}); err != nil {
-		return -1, 0, err
+	version, err = saveProgress(ctx, b, key, Progress{Next: next, Epoch: epoch}, version)
+	if err != nil {
+		return -1, 0, "", err
 	}
-	return next, epoch, nil
+	return next, epoch, version, nil
 }
 
 // resolvePending rolls a pending flush forward or back and returns Next.
@@ -134,7 +173,7 @@ func resolvePending(ctx context.Context, b objstore.Bucket, key string, p *Progr
 // claim the partition. Closing it needs conditional writes (S3 If-Match),
 // which is the next step (see DESIGN.md).
 func checkEpoch(ctx context.Context, b objstore.Bucket, key string, epoch int64) error {
-	p, err := loadProgress(ctx, b, key)
+	p, _, err := loadProgress(ctx, b, key)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -51,6 +52,7 @@ type Writer struct {
 	lastAdd     time.Time // when the newest batch was added
 	next        int64     // everything below is durable in the table; -1: unknown
 	epoch       int64     // this writer's claim on the partition (fencing)
+	version     string    // of the progress object as this writer last wrote it
 
 	// A flush seals the builders into records, then encodes them into files;
 	// both stay until the flush succeeds, so a failed flush (encoding or
@@ -65,11 +67,12 @@ type Writer struct {
 // from, or -1 if this pipeline has never written this partition.
 func Open(ctx context.Context, cfg Config) (*Writer, int64, error) {
 	key := progressKey(cfg.Pipeline, cfg.Stream, cfg.Partition)
-	next, epoch, err := claimProgress(ctx, cfg.Bucket, key)
+	next, epoch, version, err := claimProgress(ctx, cfg.Bucket, key)
 	if err != nil {
 		return nil, -1, err
 	}
-	return &Writer{cfg: cfg, progressKey: key, builders: map[string]*schemas.Builder{}, first: -1, last: -1, next: next, epoch: epoch}, next, nil
+	return &Writer{cfg: cfg, progressKey: key, builders: map[string]*schemas.Builder{}, first: -1, last: -1,
+		next: next, epoch: epoch, version: version}, next, nil
 }
 
 // Add buffers the rows converted from the records at offsets first..last
@@ -162,7 +165,7 @@ func (w *Writer) Flush(ctx context.Context) (int64, error) {
 		// the first attempt's final write may have landed after all, and
 		// compaction may have merged these files since.
 		if !w.pendingWritten {
-			if err := saveProgress(ctx, w.cfg.Bucket, w.progressKey, pending); err != nil {
+			if err := w.save(ctx, pending); err != nil {
 				return -1, fmt.Errorf("cannot write %s: %w", where, err)
 			}
 			w.pendingWritten = true
@@ -181,7 +184,7 @@ func (w *Writer) Flush(ctx context.Context) (int64, error) {
 	if err := checkEpoch(ctx, w.cfg.Bucket, w.progressKey, w.epoch); err != nil {
 		return -1, err
 	}
-	if err := saveProgress(ctx, w.cfg.Bucket, w.progressKey, Progress{Next: next, Epoch: w.epoch}); err != nil {
+	if err := w.save(ctx, Progress{Next: next, Epoch: w.epoch}); err != nil {
 		return -1, fmt.Errorf("cannot write %s: %w", where, err)
 	}
 	failpoint.Hit("sink.after-progress")
@@ -189,6 +192,33 @@ func (w *Writer) Flush(ctx context.Context) (int64, error) {
 	w.cfg.Budget.add(-w.bytes)
 	w.first, w.last, w.bytes, w.next, w.pendingWritten = -1, -1, 0, next, false
 	return next, nil
+}
+
+// save writes p conditionally on the version this writer last wrote. A
+// conflict means another writer claimed the partition (ErrFenced), unless
+// the object already holds p: an earlier attempt whose answer was lost did
+// land, and the retry is a success.
+func (w *Writer) save(ctx context.Context, p Progress) error {
+	v, err := saveProgress(ctx, w.cfg.Bucket, w.progressKey, p, w.version)
+	if errors.Is(err, ErrFenced) {
+		cur, curV, lerr := loadProgress(ctx, w.cfg.Bucket, w.progressKey)
+		if lerr == nil && cur != nil && samePosition(*cur, p) {
+			w.version = curV
+			return nil
+		}
+	}
+	if err != nil {
+		return err
+	}
+	w.version = v
+	return nil
+}
+
+func samePosition(a, b Progress) bool {
+	if a.Next != b.Next || a.Epoch != b.Epoch || (a.Pending == nil) != (b.Pending == nil) {
+		return false
+	}
+	return a.Pending == nil || (a.Pending.Next == b.Pending.Next && slices.Equal(a.Pending.Files, b.Pending.Files))
 }
 
 // seal turns every Hive partition's buffered rows into an Arrow record and

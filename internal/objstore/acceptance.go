@@ -66,3 +66,34 @@ func AcceptanceTest(t *testing.T, b Bucket) {
 		}
 	}
 }
+
+// VersionedAcceptanceTest checks the conditional-write contract of a
+// Versioned bucket.
+func VersionedAcceptanceTest(t *testing.T, b Versioned) {
+	ctx := context.Background()
+	t.Helper()
+	if _, _, err := b.GetVersion(ctx, "cas/missing"); !IsNotFound(err) {
+		t.Fatalf("GetVersion of a missing key: want ErrNotFound, got %v", err)
+	}
+	v1, err := b.PutIfVersion(ctx, "cas/k", []byte("one"), "")
+	if err != nil || v1 == "" {
+		t.Fatalf("create-only put of a new key: %q, %v", v1, err)
+	}
+	if _, err := b.PutIfVersion(ctx, "cas/k", []byte("again"), ""); !IsConflict(err) {
+		t.Fatalf("create-only put of an existing key: want ErrConflict, got %v", err)
+	}
+	data, v, err := b.GetVersion(ctx, "cas/k")
+	if err != nil || string(data) != "one" || v != v1 {
+		t.Fatalf("GetVersion: %q %q %v; want one %q", data, v, err, v1)
+	}
+	v2, err := b.PutIfVersion(ctx, "cas/k", []byte("two"), v1)
+	if err != nil || v2 == v1 {
+		t.Fatalf("put at the current version: %q, %v", v2, err)
+	}
+	if _, err := b.PutIfVersion(ctx, "cas/k", []byte("stale"), v1); !IsConflict(err) {
+		t.Fatalf("put at a stale version: want ErrConflict, got %v", err)
+	}
+	if data, v, _ := b.GetVersion(ctx, "cas/k"); string(data) != "two" || v != v2 {
+		t.Fatalf("after a refused put: %q %q, want two %q", data, v, v2)
+	}
+}

@@ -12,6 +12,7 @@ func TestDirAcceptance(t *testing.T) {
 		t.Fatal(err)
 	}
 	AcceptanceTest(t, d)
+	VersionedAcceptanceTest(t, d)
 }
 
 func TestDirListSkipsTemporaryFiles(t *testing.T) {

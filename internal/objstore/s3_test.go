@@ -45,7 +45,9 @@ func newTestS3(t testing.TB, srv *s3test.Server, edit func(*S3Config)) *S3 {
 
 func TestS3Acceptance(t *testing.T) {
 	srv := s3test.StartServer(t)
-	AcceptanceTest(t, newTestS3(t, srv, nil))
+	b := newTestS3(t, srv, nil)
+	AcceptanceTest(t, b)
+	VersionedAcceptanceTest(t, b)
 }
 
 func TestS3AcceptanceWithPrefix(t *testing.T) {

@@ -1,0 +1,143 @@
+package objstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	"github.com/minio/minio-go/v7"
+)
+
+// ErrConflict is returned (wrapped) by PutIfVersion when the object is not
+// at the version the caller read: someone else wrote it meanwhile.
+var ErrConflict = errors.New("object changed since it was read")
+
+// IsConflict reports whether err is a failed conditional write.
+func IsConflict(err error) bool { return errors.Is(err, ErrConflict) }
+
+// Versioned is a Bucket that can write conditionally (compare-and-swap), so
+// that two writers of one object (a worker and a zombie it replaced) cannot
+// both succeed. Every backend here implements it; the sink's progress
+// records use it for fencing.
+type Versioned interface {
+	// GetVersion reads an object and its version (an opaque token, such as
+	// an S3 ETag); a missing object is ErrNotFound.
+	GetVersion(ctx context.Context, key string) (data []byte, version string, err error)
+	// PutIfVersion writes the object only if it is still at version ("":
+	// only if it does not exist), and returns its new version. Otherwise
+	// it fails with ErrConflict and writes nothing.
+	PutIfVersion(ctx context.Context, key string, data []byte, version string) (string, error)
+}
+
+// contentVersion is the version of a local object: its content's hash.
+func contentVersion(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// casMu serializes conditional writes within this process; the lock file
+// (flock) serializes them across processes sharing the directory.
+var casMu sync.Mutex
+
+func (d *Dir) GetVersion(ctx context.Context, key string) ([]byte, string, error) {
+	data, err := d.Get(ctx, key)
+	if err != nil {
+		return nil, "", err
+	}
+	return data, contentVersion(data), nil
+}
+
+func (d *Dir) PutIfVersion(ctx context.Context, key string, data []byte, version string) (string, error) {
+	casMu.Lock()
+	defer casMu.Unlock()
+	lock, err := os.OpenFile(filepath.Join(d.Root, ".cas.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", fmt.Errorf("cannot lock %q for a conditional write: %w", d.Root, err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", fmt.Errorf("cannot lock %q for a conditional write: %w", d.Root, err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	current := ""
+	if old, err := d.Get(ctx, key); err == nil {
+		current = contentVersion(old)
+	} else if !IsNotFound(err) {
+		return "", err
+	}
+	if current != version {
+		return "", fmt.Errorf("cannot write object %q: %w", key, ErrConflict)
+	}
+	if err := d.Put(ctx, key, data); err != nil {
+		return "", err
+	}
+	return contentVersion(data), nil
+}
+
+func (s *S3) GetVersion(ctx context.Context, key string) ([]byte, string, error) {
+	k, err := s.key(key)
+	if err != nil {
+		return nil, "", err
+	}
+	var data []byte
+	var etag string
+	err = s.retry.do(ctx, func(ctx context.Context) error {
+		obj, err := s.client.GetObject(ctx, s.bucket, k, minio.GetObjectOptions{})
+		if err != nil {
+			return err
+		}
+		defer obj.Close()
+		info, err := obj.Stat()
+		if err != nil {
+			return err
+		}
+		buf := make([]byte, info.Size)
+		if _, err := io.ReadFull(obj, buf); err != nil {
+			return err
+		}
+		data, etag = buf, info.ETag
+		return nil
+	})
+	if isNoSuchKey(err) {
+		return nil, "", fmt.Errorf("cannot read object %q from %s: %w", key, s.name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("cannot read object %q from %s: %w", key, s.name, err)
+	}
+	return data, etag, nil
+}
+
+func (s *S3) PutIfVersion(ctx context.Context, key string, data []byte, version string) (string, error) {
+	k, err := s.key(key)
+	if err != nil {
+		return "", err
+	}
+	var etag string
+	err = s.retry.do(ctx, func(ctx context.Context) error {
+		opts := minio.PutObjectOptions{ContentType: "application/octet-stream", PartSize: s.partSize}
+		if version == "" {
+			opts.SetMatchETagExcept("*")
+		} else {
+			opts.SetMatchETag(version)
+		}
+		info, err := s.client.PutObject(ctx, s.bucket, k, bytes.NewReader(data), int64(len(data)), opts)
+		etag = info.ETag
+		return err
+	})
+	var resp minio.ErrorResponse
+	if errors.As(err, &resp) && (resp.StatusCode == 412 || resp.Code == "PreconditionFailed") {
+		return "", fmt.Errorf("cannot write object %q to %s: %w", key, s.name, ErrConflict)
+	}
+	if err != nil {
+		return "", fmt.Errorf("cannot write object %q to %s: %w", key, s.name, err)
+	}
+	return etag, nil
+}
