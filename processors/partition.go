@@ -146,7 +146,7 @@ func (pt *partition) run(ctx context.Context) {
 	tick := time.NewTicker(min(pt.p.FileAge/4, time.Second))
 	defer tick.Stop()
 	for {
-		b, draining := pt.nextBatch(ctx, pt.drain, tick.C)
+		b, draining := pt.nextBatch(ctx, tick.C)
 		if ctx.Err() != nil {
 			return
 		}
@@ -174,7 +174,7 @@ func (pt *partition) run(ctx context.Context) {
 // whatever arrived within BatchWindow of the first record. It returns nil on
 // a clock tick with nothing to do (so the caller can flush an idle writer)
 // and draining=true once drain is closed.
-func (pt *partition) nextBatch(ctx context.Context, drain <-chan struct{}, tick <-chan time.Time) (*Batch, bool) {
+func (pt *partition) nextBatch(ctx context.Context, tick <-chan time.Time) (*Batch, bool) {
 	b := &Batch{Stream: pt.p.Stream, Partition: pt.id}
 	var window <-chan time.Time
 	for {
@@ -201,7 +201,7 @@ func (pt *partition) nextBatch(ctx context.Context, drain <-chan struct{}, tick 
 		select {
 		case <-ctx.Done():
 			return nil, false
-		case <-drain:
+		case <-pt.drain:
 			return nonEmpty(b), true
 		case <-window:
 			return b, false

@@ -192,9 +192,7 @@ func (c *Compactor) merge(ctx context.Context, run []fileRef) (int, error) {
 	var recs []arrow.RecordBatch
 	var readers []*file.Reader
 	defer func() {
-		for _, r := range recs {
-			r.Release()
-		}
+		release(recs)
 		// The readers own buffers the batches point into: close them last.
 		for _, r := range readers {
 			r.Close()

@@ -45,11 +45,10 @@ func signalContext() (context.Context, context.CancelFunc) {
 }
 
 func runSQL(args []string) error {
-	fs := flag.NewFlagSet("sql", flag.ContinueOnError)
-	server := fs.String("server", defaultServer(), "sluice server URL")
-	format := fs.String("format", "table", "output format: table, json (NDJSON) or csv")
-	timeout := fs.Duration("timeout", 5*time.Minute, "give up waiting after this long")
-	pos, err := parseInterleaved(fs, args)
+	c := newCommand("sql")
+	format := c.fs.String("format", "table", "output format: table, json (NDJSON) or csv")
+	timeout := c.fs.Duration("timeout", 5*time.Minute, "give up waiting after this long")
+	pos, err := parseInterleaved(c.fs, args)
 	if err != nil {
 		return err
 	}
@@ -60,8 +59,8 @@ func runSQL(args []string) error {
 	defer cancel()
 	ctx, cancelT := context.WithTimeout(ctx, *timeout)
 	defer cancelT()
-	c := &query.Client{BaseURL: strings.TrimRight(*server, "/")}
-	res, err := c.Query(ctx, pos[0])
+	qc := &query.Client{BaseURL: strings.TrimRight(*c.server, "/")}
+	res, err := qc.Query(ctx, pos[0])
 	if err != nil {
 		return err
 	}
@@ -69,10 +68,9 @@ func runSQL(args []string) error {
 }
 
 func runPut(args []string) error {
-	fs := flag.NewFlagSet("put", flag.ContinueOnError)
-	server := fs.String("server", defaultServer(), "sluice server URL")
-	batch := fs.Int("batch", 1000, "records per request")
-	pos, err := parseInterleaved(fs, args)
+	c := newCommand("put")
+	batch := c.fs.Int("batch", 1000, "records per request")
+	pos, err := parseInterleaved(c.fs, args)
 	if err != nil {
 		return err
 	}
@@ -90,8 +88,8 @@ func runPut(args []string) error {
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
-	c := &ingest.Client{BaseURL: strings.TrimRight(*server, "/"), BatchRecords: *batch}
-	sum, err := c.Put(ctx, pos[0], in)
+	ic := &ingest.Client{BaseURL: strings.TrimRight(*c.server, "/"), BatchRecords: *batch}
+	sum, err := ic.Put(ctx, pos[0], in)
 	for _, f := range sum.Failures {
 		fmt.Fprintln(os.Stderr, f)
 	}
