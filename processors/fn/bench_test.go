@@ -71,10 +71,9 @@ func BenchmarkWasmWarm(b *testing.B) {
 	runBench(b, Config{Runtime: RuntimeWasm, Code: buildCode(b, "./testdata/conform", targetWarm), Timeout: time.Minute})
 }
 
-// BenchmarkWasmWarmNoChecks is BenchmarkWasmWarm compiled without wazero's
-// timeout checks (WithCloseOnContextDone(false)), which sluice never does: it
-// measures what the checks cost (wazero 1.12 leaves native code for Go at
-// every loop header).
+// BenchmarkWasmWarmNoChecks is BenchmarkWasmWarm with the module compiled as
+// it is, without sluice's interrupt checks (instrument.go), which sluice never
+// does: it measures what the checks cost.
 func BenchmarkWasmWarmNoChecks(b *testing.B) {
 	cfg := Config{Runtime: RuntimeWasm, Code: buildCode(b, "./testdata/conform", targetWarm), Timeout: time.Minute}
 	runBenchHost(b, cfg, func(tb testing.TB) *Host {
@@ -83,7 +82,7 @@ func BenchmarkWasmWarmNoChecks(b *testing.B) {
 			tb.Fatal(err)
 		}
 		tb.Cleanup(func() { _ = h.Close(context.Background()) })
-		h.noTermination = true
+		h.noInterrupt = true
 		return h
 	})
 }
@@ -176,7 +175,7 @@ func BenchmarkOverhead(b *testing.B) {
 			tb.Fatal(err)
 		}
 		tb.Cleanup(func() { _ = h.Close(context.Background()) })
-		h.noTermination = true
+		h.noInterrupt = true
 		return h
 	}
 	sizes := benchSizes[:3]

@@ -48,8 +48,9 @@ type Config struct {
 	// see docs/functions.md).
 	Memory int64
 	// Timeout per batch, wall clock, including an exec process's start; 0 means
-	// none. On expiry the guest is really stopped (wasm: the module is closed at
-	// the next loop header or call; exec: the process group is killed).
+	// none. On expiry the guest is really stopped (wasm: it traps within a few
+	// thousand loop iterations or calls, or at once if it sleeps; see
+	// instrument.go; exec: the process group is killed).
 	Timeout time.Duration
 	Env     map[string]string // the function's environment (exec also gets PATH, HOME, TMPDIR, LANG)
 }

@@ -18,10 +18,10 @@ import (
 type Host struct {
 	cacheDir string
 	cache    wazero.CompilationCache
-	// noTermination, for benchmarks only, compiles without timeout checks
-	// (a timeout then cannot stop the guest): it measures their cost. wazero's
-	// caches do not key on it, so such a Host needs a cache directory of its own.
-	noTermination bool
+	// noInterrupt, for benchmarks only, compiles modules as they are, without
+	// the interrupt checks (a timeout then cannot stop the guest): it measures
+	// what the checks cost.
+	noInterrupt bool
 
 	mu       sync.Mutex
 	closed   bool

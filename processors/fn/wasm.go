@@ -26,7 +26,10 @@ type wasmCode struct {
 	compiled wazero.CompiledModule
 	mode     string
 	hasInit  bool  // exports sluice_init
+	hasStart bool  // had a start section, now exported as sluice:start
 	limit    int64 // memory limit in bytes
+	// interruptible is false only for the benchmarks' uninstrumented modules.
+	interruptible bool
 }
 
 // memoryPages rounds a memory limit in bytes up to wasm pages; 0 means the maximum.
@@ -49,9 +52,11 @@ func (h *Host) runtime(ctx context.Context, pages uint32) (wazero.Runtime, error
 	if r, ok := h.runtimes[pages]; ok {
 		return r, nil
 	}
+	// Timeouts are enforced by instrumentation (instrument.go), not by
+	// wazero's context checks, which cost 5-7x on Go guests.
 	cfg := wazero.NewRuntimeConfig().
 		WithCompilationCache(h.cache).
-		WithCloseOnContextDone(!h.noTermination).
+		WithCloseOnContextDone(false).
 		WithMemoryLimitPages(pages)
 	r := wazero.NewRuntimeWithConfig(ctx, cfg)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r); err != nil {
@@ -67,11 +72,16 @@ func (h *Host) compileWasm(ctx context.Context, key loadKey, code []byte) (*wasm
 	if err != nil {
 		return nil, err
 	}
+	if !h.noInterrupt {
+		if code, err = instrument(code); err != nil {
+			return nil, fmt.Errorf("cannot load wasm module: %w", err)
+		}
+	}
 	cm, err := r.CompileModule(ctx, code)
 	if err != nil {
 		return nil, fmt.Errorf("cannot compile wasm module: %w", err)
 	}
-	w := &wasmCode{runtime: r, compiled: cm, limit: int64(key.pages) * pageSize}
+	w := &wasmCode{runtime: r, compiled: cm, limit: int64(key.pages) * pageSize, interruptible: !h.noInterrupt}
 	if err := w.detect(); err != nil {
 		_ = cm.Close(ctx)
 		return nil, err
@@ -84,6 +94,7 @@ func (h *Host) compileWasm(ctx context.Context, key loadKey, code []byte) (*wasm
 // warm ABI.
 func (w *wasmCode) detect() error {
 	exports := w.compiled.ExportedFunctions()
+	_, w.hasStart = exports[startExport]
 	if _, ok := exports["_start"]; ok {
 		w.mode = ModeOneShot
 		return nil
@@ -112,10 +123,49 @@ func (w *wasmCode) detect() error {
 	return nil
 }
 
+// instantiate creates an instance of the function's module that has run no
+// guest code yet, and its interrupter. Run guest code with
+// interrupter.arm and startGuest.
+func (f *Function) instantiate(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) (api.Module, *interrupter, error) {
+	in := newInterrupter()
+	code := f.wasm
+	mod, err := code.runtime.InstantiateModule(ctx, code.compiled, f.moduleConfig(stdin, stdout, stderr, in))
+	if err != nil {
+		return nil, nil, err
+	}
+	if code.interruptible {
+		if err := in.bind(mod); err != nil {
+			_ = mod.Close(context.WithoutCancel(ctx))
+			return nil, nil, err
+		}
+	}
+	return mod, in, nil
+}
+
+// startGuest runs the module's start function, if it had one, and then the
+// WASI entry point (_initialize for a reactor, _start for a command) if
+// exported. Call it with the interrupter armed.
+func (f *Function) startGuest(ctx context.Context, mod api.Module, entry string) error {
+	names := []string{entry}
+	if f.wasm.hasStart {
+		names = []string{startExport, entry}
+	}
+	for _, name := range names {
+		if fn := mod.ExportedFunction(name); fn != nil {
+			if _, err := fn.Call(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // moduleConfig is the sandbox of one instance: no files, no network, real
-// clocks, crypto randomness, the function's environment.
-func (f *Function) moduleConfig(stdin io.Reader, stdout, stderr io.Writer) wazero.ModuleConfig {
+// clocks, crypto randomness, the function's environment. It runs no start
+// functions (see startGuest); sleeps end early on interrupt.
+func (f *Function) moduleConfig(stdin io.Reader, stdout, stderr io.Writer, in *interrupter) wazero.ModuleConfig {
 	mc := wazero.NewModuleConfig().
+		WithStartFunctions().
 		WithName("").
 		WithArgs("function").
 		WithStdin(stdin).
@@ -123,7 +173,7 @@ func (f *Function) moduleConfig(stdin io.Reader, stdout, stderr io.Writer) wazer
 		WithStderr(stderr).
 		WithSysWalltime().
 		WithSysNanotime().
-		WithSysNanosleep().
+		WithNanosleep(in.sleep).
 		WithRandSource(rand.Reader)
 	keys := make([]string, 0, len(f.cfg.Env))
 	for k := range f.cfg.Env {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/tetratelabs/wazero/sys"
 )
@@ -24,12 +25,7 @@ func (o *oneShotInstance) invoke(ctx context.Context, batch []Envelope) (*Result
 		return nil, &InvokeError{Kind: KindProtocol, Err: err}
 	}
 	stdout := &limitWriter{max: MaxOutput}
-	code := o.fn.wasm
-	mc := o.fn.moduleConfig(bytes.NewReader(o.enc.env), stdout, &o.log)
-	mod, err := code.runtime.InstantiateModule(ctx, code.compiled, mc)
-	if mod != nil {
-		_ = mod.Close(context.WithoutCancel(ctx))
-	}
+	err := o.run(ctx, stdout)
 	log := o.log.take()
 	o.enc.shrink()
 	if err != nil {
@@ -44,6 +40,23 @@ func (o *oneShotInstance) invoke(ctx context.Context, batch []Envelope) (*Result
 		return nil, ierr
 	}
 	return &Result{Rows: rows, Log: log}, nil
+}
+
+// run runs the command once, interrupted when ctx ends; exit code 0 is
+// success.
+func (o *oneShotInstance) run(ctx context.Context, stdout io.Writer) error {
+	mod, intr, err := o.fn.instantiate(ctx, bytes.NewReader(o.enc.env), stdout, &o.log)
+	if err != nil {
+		return err
+	}
+	defer mod.Close(context.WithoutCancel(ctx))
+	disarm := intr.arm(ctx)
+	defer disarm()
+	err = o.fn.startGuest(ctx, mod, "_start")
+	if exit := (*sys.ExitError)(nil); errors.As(err, &exit) && exit.ExitCode() == 0 {
+		return nil
+	}
+	return err
 }
 
 func (o *oneShotInstance) failure(ctx context.Context, err error, log []byte, overflow bool) *InvokeError {

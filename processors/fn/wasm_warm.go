@@ -17,24 +17,30 @@ type warmInstance struct {
 	mem    api.Memory
 	alloc  api.Function
 	handle api.Function
+	intr   *interrupter
 	log    tail
 	enc    encoder
 	stack  [2]uint64
 }
 
-// start instantiates the module (running _initialize) and calls sluice_init.
+// start instantiates the module, runs _initialize and calls sluice_init, all
+// interrupted when ctx ends.
 func (w *warmInstance) start(ctx context.Context) *InvokeError {
 	code := w.fn.wasm
-	mc := w.fn.moduleConfig(bytes.NewReader(nil), &w.log, &w.log).WithStartFunctions("_initialize")
-	mod, err := code.runtime.InstantiateModule(ctx, code.compiled, mc)
+	mod, intr, err := w.fn.instantiate(ctx, bytes.NewReader(nil), &w.log, &w.log)
 	if err != nil {
 		return wasmFailure(ctx, fmt.Errorf("cannot start wasm module: %w", err), w.log.take(), nil, code.limit)
 	}
-	w.mod, w.mem = mod, mod.Memory()
+	w.mod, w.mem, w.intr = mod, mod.Memory(), intr
 	w.alloc, w.handle = mod.ExportedFunction("sluice_alloc"), mod.ExportedFunction("sluice_handle")
 	if w.mem == nil {
 		w.discard(ctx)
 		return protocolError("wasm module exports no memory")
+	}
+	disarm := intr.arm(ctx)
+	defer disarm()
+	if err := w.fn.startGuest(ctx, mod, "_initialize"); err != nil {
+		return w.fail(ctx, fmt.Errorf("cannot start wasm module: %w", err))
 	}
 	if code.hasInit {
 		res, err := mod.ExportedFunction("sluice_init").Call(ctx)
@@ -60,10 +66,18 @@ func (w *warmInstance) invoke(ctx context.Context, batch []Envelope) (*Result, *
 	if err != nil {
 		return nil, &InvokeError{Kind: KindProtocol, Err: err}
 	}
+	intr := w.intr
+	disarm := intr.arm(ctx)
 	out, ierr := w.call(ctx, frame)
+	disarm()
 	w.enc.shrink()
 	if ierr != nil {
 		return nil, ierr
+	}
+	if intr.fired() {
+		// The deadline passed as the batch finished: its result stands, but the
+		// instance's interrupt flag is set for good.
+		w.discard(ctx)
 	}
 	rows, ierr := parseRows(out, true, len(batch))
 	log := w.log.take()
@@ -121,7 +135,7 @@ func (w *warmInstance) discard(ctx context.Context) {
 	if w.mod != nil {
 		_ = w.mod.Close(context.WithoutCancel(ctx))
 	}
-	w.mod, w.mem, w.alloc, w.handle = nil, nil, nil, nil
+	w.mod, w.mem, w.alloc, w.handle, w.intr = nil, nil, nil, nil, nil
 }
 
 func (w *warmInstance) close(ctx context.Context) error {
