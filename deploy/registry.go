@@ -129,19 +129,21 @@ func (r *Registry) save(ctx context.Context, kind, name string, v any) error {
 
 // CreateStream validates s, creates its topic and records it.
 func (r *Registry) CreateStream(ctx context.Context, s Stream) (Stream, error) {
-	if err := s.normalize(); err != nil {
+	if err := errors.Join(s.normalize(), reservedName("stream", s.Name)); err != nil {
 		return s, fmt.Errorf("%w stream: %w", ErrInvalid, err)
 	}
 	if _, ok := r.Stream(s.Name); ok {
 		return s, fmt.Errorf("stream %q %w", s.Name, ErrExists)
 	}
+	return s, r.addStream(ctx, s)
+}
+
+// addStream creates a validated stream's topic and records the stream.
+func (r *Registry) addStream(ctx context.Context, s Stream) error {
 	if err := r.topics(ctx, s.Name, s.Partitions, time.Duration(s.Retention)); err != nil {
-		return s, err
+		return err
 	}
-	if err := store(ctx, r, "streams", &r.streams, s.Name, s); err != nil {
-		return s, err
-	}
-	return s, nil
+	return store(ctx, r, "streams", &r.streams, s.Name, s)
 }
 
 // CreateTable validates t and records it.
@@ -183,9 +185,14 @@ func (r *Registry) UpdateTable(ctx context.Context, t Table) (Table, error) {
 }
 
 // CreatePipeline validates p, checks its stream and table exist, and records
-// it; workers start it at their next look at the registry.
+// it; workers start it at their next look at the registry. A pipeline with a
+// dead_letter_table gets the table (if it does not exist yet) and the
+// table's internal stream and pipeline first (see ensureDeadLetters).
 func (r *Registry) CreatePipeline(ctx context.Context, p Pipeline) (Pipeline, error) {
-	errs := []error{p.normalize()}
+	errs := []error{p.normalize(), reservedName("pipeline", p.Name)}
+	if p.Internal != "" {
+		errs = append(errs, fmt.Errorf("internal (%q) is set by sluice on the pipelines it runs itself; leave it out", p.Internal))
+	}
 	if _, ok := r.Stream(p.Stream); !ok {
 		errs = append(errs, fmt.Errorf("stream %q does not exist (create it first)", p.Stream))
 	}
@@ -213,11 +220,17 @@ func (r *Registry) CreatePipeline(ctx context.Context, p Pipeline) (Pipeline, er
 			errs = append(errs, err)
 		}
 	}
+	errs = append(errs, r.checkDeadLetterTable(&p)...)
 	if err := errors.Join(errs...); err != nil {
 		return p, fmt.Errorf("%w pipeline: %w", ErrInvalid, err)
 	}
 	if _, ok := r.Pipeline(p.Name); ok {
 		return p, fmt.Errorf("pipeline %q %w", p.Name, ErrExists)
+	}
+	if p.DeadLetterTable != "" {
+		if err := r.ensureDeadLetters(ctx, p.DeadLetterTable); err != nil {
+			return p, fmt.Errorf("cannot create dead_letter_table %q of pipeline %q: %w", p.DeadLetterTable, p.Name, err)
+		}
 	}
 	if err := store(ctx, r, "pipelines", &r.pipelines, p.Name, p); err != nil {
 		return p, err

@@ -96,13 +96,19 @@ type Pipeline struct {
 	// MaxAttempts (attempts per batch) and/or MaxRecordAge (age of the
 	// batch's oldest record), a batch that keeps failing is given up: its
 	// records go, whole and with the error in their headers, to the
-	// DeadLetter stream, and the partition moves on. With BisectOnError a
+	// DeadLetter stream, or as rows (DeadLetterSchema) to the
+	// DeadLetterTable, and the partition moves on. With BisectOnError a
 	// failing batch is first split in halves, recursively, so only the
 	// records that fail on their own are given up.
-	MaxAttempts   int      `json:"max_attempts,omitempty"`
-	MaxRecordAge  Duration `json:"max_record_age,omitempty"`
-	DeadLetter    string   `json:"dead_letter,omitempty"`
-	BisectOnError bool     `json:"bisect_on_error,omitempty"`
+	MaxAttempts     int      `json:"max_attempts,omitempty"`
+	MaxRecordAge    Duration `json:"max_record_age,omitempty"`
+	DeadLetter      string   `json:"dead_letter,omitempty"`
+	DeadLetterTable string   `json:"dead_letter_table,omitempty"`
+	BisectOnError   bool     `json:"bisect_on_error,omitempty"`
+	// Internal is set on the pipelines sluice creates and runs itself, and
+	// says what they do: InternalDeadLetters writes the records of a
+	// dead-letter table's internal stream as rows of that table.
+	Internal string `json:"internal,omitempty"`
 }
 
 // ConsumerGroup is the Kafka consumer group of the pipeline's workers.
@@ -189,12 +195,26 @@ func (p *Pipeline) normalize() error {
 	if p.MaxAttempts < 0 || p.MaxRecordAge < 0 {
 		errs = append(errs, errors.New("max_attempts and max_record_age must not be negative (0: retry forever)"))
 	}
+	return errors.Join(append(errs, p.checkGivingUp()...)...)
+}
+
+// checkGivingUp checks the settings for giving up on batches: both or
+// neither of a limit and one dead-letter destination.
+func (p *Pipeline) checkGivingUp() []error {
+	var errs []error
 	givesUp := p.MaxAttempts > 0 || p.MaxRecordAge > 0
-	if givesUp && p.DeadLetter == "" {
-		errs = append(errs, errors.New("max_attempts or max_record_age needs a dead_letter stream to keep the records it gives up"))
+	switch {
+	case p.DeadLetter != "" && p.DeadLetterTable != "":
+		errs = append(errs, fmt.Errorf("cannot give records up to both dead_letter stream %q and dead_letter_table %q: keep one (--dead-letter or --dead-letter-table)", p.DeadLetter, p.DeadLetterTable))
+	case givesUp && p.DeadLetter == "" && p.DeadLetterTable == "":
+		errs = append(errs, errors.New("max_attempts or max_record_age needs a dead_letter stream or a dead_letter_table to keep the records it gives up"))
 	}
-	if !givesUp && (p.DeadLetter != "" || p.BisectOnError) {
-		errs = append(errs, errors.New("dead_letter and bisect_on_error take effect only with max_attempts or max_record_age"))
+	if !givesUp && (p.DeadLetter != "" || p.DeadLetterTable != "" || p.BisectOnError) {
+		errs = append(errs, errors.New("dead_letter, dead_letter_table and bisect_on_error take effect only with max_attempts or max_record_age"))
 	}
-	return errors.Join(errs...)
+	if t := p.DeadLetterTable; t != "" && !schemas.ValidName(DeadLetterStream(t)) {
+		errs = append(errs, fmt.Errorf("dead_letter_table name %q must be letters, digits and _ (starting with a letter or _), at most %d of them (its internal stream is named %s<table>)",
+			t, 128-len(DeadLetterPrefix), DeadLetterPrefix))
+	}
+	return errs
 }

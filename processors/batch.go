@@ -29,10 +29,15 @@ type Pipeline struct {
 	RowGroups   int64
 	Budget      *sink.Budget // shared by all pipelines of the engine
 	// Giving up on a batch (see deploy.Pipeline); zero values: never.
+	// DeadLetter is the stream given-up records go to: the pipeline's
+	// dead_letter, or the internal stream of its dead_letter_table.
 	MaxAttempts   int
 	MaxRecordAge  time.Duration
 	DeadLetter    string
 	BisectOnError bool
+	// DeadLetterRows marks the internal pipeline of a dead-letter table: its
+	// records are dead letters, written as rows by DeadLetterRows.
+	DeadLetterRows bool
 }
 
 // Record is one Kafka record as a pipeline sees it.

@@ -115,11 +115,20 @@ func (e *Engine) resolve() map[string]Pipeline {
 			BatchSize: p.BatchSize, BatchBytes: p.BatchBytes, BatchWindow: time.Duration(p.BatchWindow),
 			FileBytes: t.FileBytes, FileAge: time.Duration(t.FileAge), FileIdle: time.Duration(t.FileIdle),
 			RowGroups: t.RowGroupRows, Budget: e.Budget,
-			MaxAttempts: p.MaxAttempts, MaxRecordAge: time.Duration(p.MaxRecordAge), DeadLetter: p.DeadLetter,
-			BisectOnError: p.BisectOnError,
+			MaxAttempts: p.MaxAttempts, MaxRecordAge: time.Duration(p.MaxRecordAge), DeadLetter: deadLetterStream(p),
+			BisectOnError: p.BisectOnError, DeadLetterRows: p.Internal == deploy.InternalDeadLetters,
 		}
 	}
 	return out
+}
+
+// deadLetterStream is where p's given-up records go: its dead_letter
+// stream, or the internal stream of its dead_letter_table.
+func deadLetterStream(p deploy.Pipeline) string {
+	if p.DeadLetterTable != "" {
+		return deploy.DeadLetterStream(p.DeadLetterTable)
+	}
+	return p.DeadLetter
 }
 
 // sync is called from Run's goroutine only. Pipelines are stopped (which
@@ -168,8 +177,12 @@ func (e *Engine) sync() {
 }
 
 // processorFor returns how to make the processor of each of spec's
-// partitions: Direct, or Function with the shared function host.
+// partitions: DeadLetterRows for a dead-letter table's internal pipeline,
+// Direct, or Function with the shared function host.
 func (e *Engine) processorFor(spec Pipeline) (func() Processor, error) {
+	if spec.DeadLetterRows {
+		return func() Processor { return &DeadLetterRows{Schema: spec.Schema} }, nil
+	}
 	if spec.Function == "" {
 		return func() Processor { return Direct{Schema: spec.Schema} }, nil
 	}
@@ -191,7 +204,7 @@ func sameSpec(a, b Pipeline) bool {
 		a.BatchBytes == b.BatchBytes && a.BatchWindow == b.BatchWindow && a.FileBytes == b.FileBytes &&
 		a.FileAge == b.FileAge && a.FileIdle == b.FileIdle && a.RowGroups == b.RowGroups && reflect.DeepEqual(a.Schema, b.Schema) &&
 		a.MaxAttempts == b.MaxAttempts && a.MaxRecordAge == b.MaxRecordAge && a.DeadLetter == b.DeadLetter &&
-		a.BisectOnError == b.BisectOnError
+		a.BisectOnError == b.BisectOnError && a.DeadLetterRows == b.DeadLetterRows
 }
 
 // stop ends the poll loop, then drains the partitions and closes the client.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -51,6 +52,24 @@ var fnSchema = schemas.Schema{Columns: []schemas.Column{
 	{Name: "_partition", Type: schemas.Int32},
 }}
 
+// readFile reads the Parquet file at key; the caller releases the table.
+func (e *env) readFile(key string) arrow.Table {
+	f, err := file.OpenParquetFile(e.bucket.Path(key), false)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := pqarrow.NewFileReader(f, pqarrow.ArrowReadProperties{}, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	tbl, err := r.ReadTable(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tbl
+}
+
 // srcOffsets reads partition p's rows in file order (files by first offset),
 // returning the src_offset column.
 func (e *env) srcOffsets(p int) []int64 {
@@ -65,19 +84,7 @@ func (e *env) srcOffsets(p int) []int64 {
 		if _, err := fmt.Sscanf(filepath.Base(key), "s-%d-%d-%d.parquet", &pp, &first, &last); err != nil || pp != p {
 			return nil
 		}
-		f, err := file.OpenParquetFile(e.bucket.Path(key), false)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		defer f.Close()
-		r, err := pqarrow.NewFileReader(f, pqarrow.ArrowReadProperties{}, nil)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		tbl, err := r.ReadTable(context.Background())
-		if err != nil {
-			e.t.Fatal(err)
-		}
+		tbl := e.readFile(key)
 		defer tbl.Release()
 		var vals []int64
 		col := tbl.Column(1)

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/failpoint"
 	"github.com/sluice-dev/sluice/sink"
 )
 
@@ -112,9 +113,9 @@ type partition struct {
 	proc   Processor
 	in     *inbox
 	commit func(ctx context.Context, next int64)
-	// deadLetter sends a batch's records, with the error, to the pipeline's
-	// dead-letter stream.
-	deadLetter func(ctx context.Context, b *Batch, cause error) error
+	// deadLetter sends a batch's records, with why they were given up, to
+	// the pipeline's dead-letter stream.
+	deadLetter func(ctx context.Context, b *Batch, why giveUp) error
 	drain      <-chan struct{} // closed to finish the batch, flush, commit and stop
 	log        *slog.Logger
 
@@ -277,16 +278,28 @@ func (pt *partition) process(ctx context.Context, b *Batch) bool {
 	}
 	pt.log.Warn("giving up on batch; sending its records to the dead-letter stream",
 		"first", b.First(), "last", b.Last(), "dead_letter", pt.p.DeadLetter, "err", lastErr)
+	why := pt.giveUp(lastErr, attempts)
 	sent := pt.retry(ctx, func() error {
-		if err := pt.deadLetter(ctx, b, lastErr); err != nil {
+		if err := pt.deadLetter(ctx, b, why); err != nil {
 			return fmt.Errorf("cannot send offsets %d..%d to dead-letter stream %q: %w", b.First(), b.Last(), pt.p.DeadLetter, err)
 		}
+		failpoint.Hit("processors.after-dead-letter") // sent, not yet recorded: a crash here sends them again
 		return pt.w.Add(nil, b.First(), b.Last(), b.Bytes)
 	})
 	if sent {
 		pt.setStatus(func(s *PartitionStatus) { s.GivenUp++ })
 	}
 	return sent
+}
+
+// giveUp describes the giving up, now, on a batch that failed attempts
+// times, last with err.
+func (pt *partition) giveUp(err error, attempts int) giveUp {
+	why := giveUp{err: err, attempts: attempts, function: pt.p.Function, committed: pt.snapshot().Committed, at: time.Now()}
+	if f, ok := pt.proc.(*Function); ok {
+		why.version = f.Version()
+	}
+	return why
 }
 
 // givesUp reports whether a batch that failed attempt times is given up.
@@ -297,8 +310,12 @@ func (pt *partition) givesUp(attempt int, b *Batch) bool {
 	return pt.p.MaxRecordAge > 0 && time.Since(b.Records[0].Timestamp) > pt.p.MaxRecordAge
 }
 
-// flush writes the buffered rows (retrying forever) and commits.
+// flush writes the buffered rows (retrying forever), with the processor's
+// state if it keeps one, and commits.
 func (pt *partition) flush(ctx context.Context) bool {
+	if st, ok := pt.proc.(Stateful); ok {
+		pt.w.SetState(st.State())
+	}
 	var next int64 = -1
 	ok := pt.retry(ctx, func() (err error) {
 		next, err = pt.w.Flush(ctx)

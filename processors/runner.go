@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
@@ -118,8 +117,12 @@ func (r *runner) assign(ctx context.Context, offsets map[string]map[int32]kgo.Of
 
 func (r *runner) start(id int32, w *sink.Writer, next int64) {
 	ctx, cancel := context.WithCancel(context.Background())
+	proc := r.newProc()
+	if st, ok := proc.(Stateful); ok {
+		st.Restore(w.State())
+	}
 	pt := &partition{
-		p: &r.p, id: id, w: w, proc: r.newProc(), next: next,
+		p: &r.p, id: id, w: w, proc: proc, next: next,
 		in: &inbox{wake: make(chan struct{}, 1), maxRecs: max(4*r.p.BatchSize, 10_000), maxBytes: max(4*r.p.BatchBytes, 16<<20),
 			pause:  func() { r.cl.PauseFetchPartitions(map[string][]int32{r.p.Stream: {id}}) },
 			resume: func() { r.cl.ResumeFetchPartitions(map[string][]int32{r.p.Stream: {id}}) }},
@@ -297,26 +300,9 @@ func headers(hs []kgo.RecordHeader) map[string]string {
 
 // deadLetter produces b's records, as they were (key, value, headers,
 // timestamp), to the dead-letter stream, adding headers that say where they
-// came from and why they were given up. Delivery is at least once: a crash
-// before the partition's next flush sends them again.
-func (r *runner) deadLetter(ctx context.Context, b *Batch, cause error) error {
-	msg := "unknown error"
-	if cause != nil {
-		msg = cause.Error()
-	}
-	recs := make([]*kgo.Record, len(b.Records))
-	for i, rec := range b.Records {
-		hs := []kgo.RecordHeader{
-			{Key: "sluice.error", Value: []byte(msg)},
-			{Key: "sluice.pipeline", Value: []byte(r.p.Name)},
-			{Key: "sluice.stream", Value: []byte(b.Stream)},
-			{Key: "sluice.partition", Value: []byte(strconv.Itoa(int(rec.Partition)))},
-			{Key: "sluice.offset", Value: []byte(strconv.FormatInt(rec.Offset, 10))},
-		}
-		for k, v := range rec.Headers {
-			hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)})
-		}
-		recs[i] = &kgo.Record{Topic: r.p.DeadLetter, Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp, Headers: hs}
-	}
-	return r.cl.ProduceSync(ctx, recs...).FirstErr()
+// came from and why they were given up (see deadLetters). Delivery is at
+// least once: a crash before the partition's next flush sends them again
+// (a dead-letter table drops the resends, see DeadLetterRows).
+func (r *runner) deadLetter(ctx context.Context, b *Batch, why giveUp) error {
+	return r.cl.ProduceSync(ctx, deadLetters(r.p.DeadLetter, r.p.Name, b, why)...).FirstErr()
 }

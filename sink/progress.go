@@ -22,15 +22,19 @@ type Progress struct {
 	Pending *Pending `json:"pending,omitempty"`
 	// Epoch counts the writers that claimed the partition; each writer
 	// checks it still holds the newest before it writes (fencing).
-	Epoch   int64     `json:"epoch"`
-	Updated time.Time `json:"updated"`
+	Epoch int64 `json:"epoch"`
+	// State is the caller's state as of Next (see Writer.SetState); absent
+	// for callers that keep none.
+	State   json.RawMessage `json:"state,omitempty"`
+	Updated time.Time       `json:"updated"`
 }
 
 // Pending describes a flush in progress: the files it writes and the Next it
 // moves to once all of them are written.
 type Pending struct {
-	Next  int64    `json:"next"`
-	Files []string `json:"files"`
+	Next  int64           `json:"next"`
+	Files []string        `json:"files"`
+	State json.RawMessage `json:"state,omitempty"` // the caller's state as of Next
 }
 
 // progressKey is where the progress of (pipeline, stream, partition) lives.
@@ -103,8 +107,9 @@ func saveProgress(ctx context.Context, b objstore.Bucket, key string, p Progress
 var ErrFenced = errors.New("fenced: another worker has claimed this partition")
 
 // claimProgress finishes or undoes an interrupted flush, then claims the
-// partition for a new writer by bumping its epoch. It returns the offset to
-// resume from (-1: nothing written yet) and the writer's epoch.
+// partition for a new writer by bumping its epoch. It returns the progress
+// the writer resumes from (Next -1: nothing written yet), with the writer's
+// epoch and the caller's state as of Next.
 //
 // A pending flush whose files all exist is rolled forward: the rows are in
 // the table, so Next moves past them. Otherwise it is rolled back: the files
@@ -115,38 +120,42 @@ var ErrFenced = errors.New("fenced: another worker has claimed this partition")
 // The claim is a conditional write on the version read, so two writers
 // claiming at once cannot both win; the loser reads again and claims after
 // the winner (it is the one Kafka assigned the partition to last).
-func claimProgress(ctx context.Context, b objstore.Bucket, key string) (next, epoch int64, version string, err error) {
+func claimProgress(ctx context.Context, b objstore.Bucket, key string) (claimed Progress, version string, err error) {
 	for attempt := 1; ; attempt++ {
-		next, epoch, version, err = claimOnce(ctx, b, key)
+		claimed, version, err = claimOnce(ctx, b, key)
 		if !errors.Is(err, ErrFenced) || attempt == 5 {
-			return next, epoch, version, err
+			return claimed, version, err
 		}
 	}
 }
 
-func claimOnce(ctx context.Context, b objstore.Bucket, key string) (next, epoch int64, version string, err error) {
+func claimOnce(ctx context.Context, b objstore.Bucket, key string) (Progress, string, error) {
 	p, version, err := loadProgress(ctx, b, key)
 	if err != nil {
-		return -1, 0, "", err
+		return Progress{}, "", err
 	}
-	next = -1
+	claimed := Progress{Next: -1}
 	if p != nil {
-		next, epoch = p.Next, p.Epoch
+		claimed = Progress{Next: p.Next, Epoch: p.Epoch, State: p.State}
 		if p.Pending != nil {
-			if next, err = resolvePending(ctx, b, key, p); err != nil {
-				return -1, 0, "", err
+			if claimed.Next, err = resolvePending(ctx, b, key, p); err != nil {
+				return Progress{}, "", err
+			}
+			if claimed.Next == p.Pending.Next {
+				claimed.State = p.Pending.State
 			}
 		}
 	}
-	epoch++
-	version, err = saveProgress(ctx, b, key, Progress{Next: next, Epoch: epoch}, version)
+	claimed.Epoch++
+	version, err = saveProgress(ctx, b, key, claimed, version)
 	if err != nil {
-		return -1, 0, "", err
+		return Progress{}, "", err
 	}
-	return next, epoch, version, nil
+	return claimed, version, nil
 }
 
-// resolvePending rolls a pending flush forward or back and returns Next.
+// resolvePending rolls a pending flush forward (returning Pending.Next) or
+// back (returning Next).
 func resolvePending(ctx context.Context, b objstore.Bucket, key string, p *Progress) (int64, error) {
 	complete := true
 	for _, f := range p.Pending.Files {

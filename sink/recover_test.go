@@ -268,3 +268,34 @@ func everyFileTwice() func(int, string) bool {
 		return seen[k] <= 2
 	}
 }
+
+// TestStateRecoversWithProgress: the caller's state is recorded with the
+// offsets of each flush, and after a crash at any point of a flush Open
+// returns the state that goes with the offset it resumes from.
+func TestStateRecoversWithProgress(t *testing.T) {
+	for _, tc := range putFailures[:4] {
+		t.Run(tc.name, func(t *testing.T) {
+			b := &flakyBucket{Bucket: newDir(t)}
+			w, _ := open(t, testConfig(b))
+			if w.State() != nil {
+				t.Fatalf("state of a new partition: %s", w.State())
+			}
+			add(t, w, tsRows(t, 0, "2026-11-22T02:00:00Z"), 0, 0)
+			w.SetState([]byte(`{"seen":1}`))
+			flush(t, w)
+			addTwoHours(t, w)
+			w.SetState([]byte(`{"seen":2}`))
+			b.arm(tc.fail)
+			if _, err := w.Flush(t.Context()); !errors.Is(err, errInjected) {
+				t.Fatalf("Flush: %v", err)
+			}
+			w.Close() // the crash
+			b.fail = nil
+			w, next := open(t, testConfig(b))
+			want := map[int64]string{1: `{"seen":1}`, 15: `{"seen":2}`}[next]
+			if want == "" || string(w.State()) != want {
+				t.Fatalf("Open after the crash resumes at %d with state %s, want %s", next, w.State(), want)
+			}
+		})
+	}
+}

@@ -53,11 +53,14 @@ type Writer struct {
 	next        int64     // everything below is durable in the table; -1: unknown
 	epoch       int64     // this writer's claim on the partition (fencing)
 	version     string    // of the progress object as this writer last wrote it
+	state       []byte    // the caller's state as of next (see SetState)
+	nextState   []byte    // the caller's state as of last, for the next flush
 
 	// A flush seals the builders into records, then encodes them into files;
 	// both stay until the flush succeeds, so a failed flush (encoding or
 	// upload) can be retried without losing or repeating rows.
 	sealed         map[string]arrow.RecordBatch
+	sealedState    []byte // nextState when the flush sealed its rows
 	encoded        map[string][]byte
 	pendingWritten bool // this flush's pending record is in the store
 }
@@ -67,13 +70,27 @@ type Writer struct {
 // from, or -1 if this pipeline has never written this partition.
 func Open(ctx context.Context, cfg Config) (*Writer, int64, error) {
 	key := progressKey(cfg.Pipeline, cfg.Stream, cfg.Partition)
-	next, epoch, version, err := claimProgress(ctx, cfg.Bucket, key)
+	p, version, err := claimProgress(ctx, cfg.Bucket, key)
 	if err != nil {
 		return nil, -1, err
 	}
 	return &Writer{cfg: cfg, progressKey: key, builders: map[string]*schemas.Builder{}, first: -1, last: -1,
-		next: next, epoch: epoch, version: version}, next, nil
+		next: p.Next, epoch: p.Epoch, version: version, state: p.State, nextState: p.State}, p.Next, nil
 }
+
+// State returns the state the caller recorded with the offset Open resumed
+// from (nil if it never set one).
+func (w *Writer) State() []byte { return w.state }
+
+// SetState sets the caller's state after the batches added so far (JSON,
+// nil for none). Flush records it in the progress object together with the
+// offsets it makes durable, so after a crash Open returns, with the offset
+// to resume from, exactly the state the caller had after the record before
+// it. A processor whose output depends on what it saw before (the
+// dead-letter deduplication) keeps its state here, where it is as
+// crash-safe as the rows. A Flush uses the state set before its first
+// attempt; the caller sets it before every Flush.
+func (w *Writer) SetState(state []byte) { w.nextState = state }
 
 // Add buffers the rows converted from the records at offsets first..last
 // (rows may be fewer or more than records; a batch whose records produced no
@@ -141,6 +158,7 @@ func (w *Writer) Flush(ctx context.Context) (int64, error) {
 	}
 	if w.sealed == nil {
 		w.seal()
+		w.sealedState = w.nextState
 	}
 	if w.encoded == nil {
 		if err := w.encode(); err != nil {
@@ -157,7 +175,8 @@ func (w *Writer) Flush(ctx context.Context) (int64, error) {
 		if w.next >= 0 {
 			rollback = w.next
 		}
-		pending := Progress{Next: rollback, Pending: &Pending{Next: next, Files: keys}, Epoch: w.epoch}
+		pending := Progress{Next: rollback, State: w.state, Epoch: w.epoch,
+			Pending: &Pending{Next: next, Files: keys, State: w.sealedState}}
 		if err := checkEpoch(ctx, w.cfg.Bucket, w.progressKey, w.epoch); err != nil {
 			return -1, err
 		}
@@ -184,13 +203,13 @@ func (w *Writer) Flush(ctx context.Context) (int64, error) {
 	if err := checkEpoch(ctx, w.cfg.Bucket, w.progressKey, w.epoch); err != nil {
 		return -1, err
 	}
-	if err := w.save(ctx, Progress{Next: next, Epoch: w.epoch}); err != nil {
+	if err := w.save(ctx, Progress{Next: next, Epoch: w.epoch, State: w.sealedState}); err != nil {
 		return -1, fmt.Errorf("cannot write %s: %w", where, err)
 	}
 	failpoint.Hit("sink.after-progress")
 	w.release()
 	w.cfg.Budget.add(-w.bytes)
-	w.first, w.last, w.bytes, w.next, w.pendingWritten = -1, -1, 0, next, false
+	w.first, w.last, w.bytes, w.next, w.state, w.pendingWritten = -1, -1, 0, next, w.sealedState, false
 	return next, nil
 }
 

@@ -175,14 +175,16 @@ func pipelineCommands() func([]string) error {
 		maxAttempts := c.fs.Int("max-attempts", 0, "give up on a batch after this many failed attempts (default 0: retry forever)")
 		maxAge := c.fs.Duration("max-record-age", 0, "give up on a failing batch once its oldest record is this old (default 0: never)")
 		deadLetter := c.fs.String("dead-letter", "", "stream that receives the records of batches given up")
+		deadLetterTable := c.fs.String("dead-letter-table", "", "table that receives the records of batches given up, one row each (created if missing)")
 		bisect := c.fs.Bool("bisect-on-error", false, "split a failing batch to give up only the records that fail on their own")
-		pos, err := c.parse(args, 1, "pipeline create NAME --stream S [--function F[:QUALIFIER]] --table T [--batch-size N] [--batch-window DUR]")
+		pos, err := c.parse(args, 1, "pipeline create NAME --stream S [--function F[:QUALIFIER]] --table T [--batch-size N] [--batch-window DUR] "+
+			"[--max-attempts N] [--max-record-age DUR] [--dead-letter S | --dead-letter-table T] [--bisect-on-error]")
 		if err != nil {
 			return err
 		}
 		return c.admin().call("POST", "/v1/pipelines", deploy.Pipeline{Name: pos[0], Stream: *stream, Function: *function,
 			Table: *table, BatchSize: *size, BatchWindow: deploy.Duration(*window), MaxAttempts: *maxAttempts,
-			MaxRecordAge: deploy.Duration(*maxAge), DeadLetter: *deadLetter, BisectOnError: *bisect})
+			MaxRecordAge: deploy.Duration(*maxAge), DeadLetter: *deadLetter, DeadLetterTable: *deadLetterTable, BisectOnError: *bisect})
 	}
 	for _, verb := range []string{"status", "pause", "resume"} {
 		method, path := "POST", "/"+verb
