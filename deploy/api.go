@@ -25,8 +25,8 @@ type API struct {
 	// Status reports a pipeline's partitions; nil when this process runs no
 	// workers.
 	Status func(ctx context.Context, pipeline string) (any, error)
-	// Logs returns a function's recent log lines kept by this process.
-	Logs func(function string, limit int) any
+	// Logs returns a function's last log lines (nil: none are kept).
+	Logs func(ctx context.Context, function string, limit int) (any, error)
 }
 
 // MaxAdminBody bounds an admin request body.
@@ -142,6 +142,9 @@ func (a *API) pause(paused bool) http.HandlerFunc {
 	}
 }
 
+// MaxLogLines bounds the lines one logs request returns.
+const MaxLogLines = 10_000
+
 func (a *API) logs(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	if _, ok := a.Reg.Function(name); !ok {
@@ -151,15 +154,19 @@ func (a *API) logs(w http.ResponseWriter, r *http.Request) {
 	limit := 1000
 	if s := r.URL.Query().Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit must be a positive integer, got %q", s))
+		if err != nil || n < 1 || n > MaxLogLines {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit must be an integer from 1 to %d, got %q", MaxLogLines, s))
 			return
 		}
 		limit = n
 	}
 	var lines any = []any{}
 	if a.Logs != nil {
-		lines = a.Logs(name, limit)
+		var err error
+		if lines, err = a.Logs(r.Context(), name, limit); err != nil {
+			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("cannot read the logs of function %q: %v", name, err))
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, lines)
 }

@@ -111,8 +111,15 @@ func reservedName(kind, name string) error {
 	if strings.HasPrefix(name, DeadLetterPrefix) {
 		return fmt.Errorf("%s name %q starts with %q, which is reserved for sluice's internal dead-letter streams and pipelines", kind, name, DeadLetterPrefix)
 	}
+	if strings.HasPrefix(name, InternalPrefix) {
+		return fmt.Errorf("%s name %q starts with %q, which is reserved for sluice's internal topics (such as the function logs)", kind, name, InternalPrefix)
+	}
 	return nil
 }
+
+// InternalPrefix starts the names of sluice's other internal Kafka topics
+// (fnlog.Topic); no stream may take them.
+const InternalPrefix = "_sluice"
 
 // ensureDeadLetters creates what dead-letter table needs, each part only if
 // it is missing: the table (with DeadLetterSchema), the internal stream and

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/objstore"
+	"github.com/sluice-dev/sluice/processors/fnlog"
 	"github.com/sluice-dev/sluice/schemas"
 )
 
@@ -64,6 +65,10 @@ func TestDeadLetterTableValidation(t *testing.T) {
 	_, err := r.CreatePipeline(ctx, Pipeline{Name: "_dlq_x", Stream: "s", Table: "t"})
 	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `pipeline name "_dlq_x" starts with "_dlq_", which is reserved`) {
 		t.Fatalf("reserved pipeline name: %v", err)
+	}
+	_, err = r.CreateStream(ctx, Stream{Name: fnlog.Topic})
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "reserved for sluice's internal topics") {
+		t.Fatalf("the function logs' topic as a stream name: %v", err)
 	}
 	_, err = r.CreateStream(ctx, Stream{Name: "_dlq_x"})
 	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `stream name "_dlq_x" starts with "_dlq_"`) {

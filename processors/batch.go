@@ -1,7 +1,8 @@
 // Package processors consumes each pipeline's stream per partition, cuts
-// ordered batches, turns them into rows (today: direct pipelines, which copy
-// each record's data; functions come next), hands them to the sink and
-// commits offsets once the sink says they are durable.
+// ordered batches, turns them into rows (Direct copies each record's data,
+// Function runs a processor function, DeadLetterRows writes dead letters),
+// hands them to the sink and commits offsets once the sink says they are
+// durable.
 package processors
 
 import (

@@ -14,6 +14,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/kafkax"
 	"github.com/sluice-dev/sluice/internal/objstore"
 	"github.com/sluice-dev/sluice/processors/fn"
+	"github.com/sluice-dev/sluice/processors/fnlog"
 	"github.com/sluice-dev/sluice/sink"
 )
 
@@ -42,8 +43,9 @@ type Engine struct {
 	// FunctionCache is where compiled functions are cached (survives
 	// restarts). Set it before Run.
 	FunctionCache string
-	// Logs keeps the functions' recent log lines.
-	Logs LogStore
+	// Logs stores what functions write to stderr (nil: it is dropped). Set
+	// it before Run.
+	Logs *fnlog.Log
 	// Budget bounds the rows buffered by all partitions (nil: unbounded).
 	Budget *sink.Budget
 	// CompactInterval is how often every table's small files are merged
@@ -195,7 +197,7 @@ func (e *Engine) processorFor(spec Pipeline) (func() Processor, error) {
 	}
 	host := e.host
 	return func() Processor {
-		return &Function{Ref: spec.Function, Reg: e.reg, Host: host, Schema: spec.Schema, Logs: &e.Logs}
+		return &Function{Ref: spec.Function, Reg: e.reg, Host: host, Schema: spec.Schema, Logs: e.Logs, Pipeline: spec.Name}
 	}, nil
 }
 

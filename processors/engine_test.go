@@ -20,6 +20,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/kafkax"
 	"github.com/sluice-dev/sluice/internal/objstore"
 	"github.com/sluice-dev/sluice/processors"
+	"github.com/sluice-dev/sluice/processors/fnlog"
 	"github.com/sluice-dev/sluice/schemas"
 )
 
@@ -91,6 +92,10 @@ func newEnvWith(t *testing.T, setup func(ctx context.Context, reg *deploy.Regist
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	e.engine = processors.NewEngine(e.reg, e.bucket, c.ListenAddrs(), log)
 	e.engine.FunctionCache = t.TempDir()
+	if e.engine.Logs, err = fnlog.Open(ctx, c.ListenAddrs(), log); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.engine.Logs.Close)
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); e.engine.Run(runCtx) }()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluice-dev/sluice/deploy"
 	"github.com/sluice-dev/sluice/processors/fn"
+	"github.com/sluice-dev/sluice/processors/fnlog"
 	"github.com/sluice-dev/sluice/schemas"
 )
 
@@ -29,7 +30,10 @@ type Function struct {
 	Reg    *deploy.Registry
 	Host   *fn.Host
 	Schema *schemas.Schema
-	Logs   *LogStore
+	// Logs receives each batch's stderr (nil: dropped); Pipeline names the
+	// pipeline in its records.
+	Logs     *fnlog.Log
+	Pipeline string
 
 	current deploy.FunctionConfig
 	version string // resolved label of current
@@ -52,12 +56,12 @@ func (f *Function) Process(ctx context.Context, b *Batch) ([]schemas.Row, error)
 		var ie *fn.InvokeError
 		if errors.As(err, &ie) {
 			f.lastLog = ie.Log
-			f.Logs.Add(f.entry(b, ie.Log))
+			f.Logs.Add(f.logRecord(b), ie.Log)
 		}
 		return nil, fmt.Errorf("function %s (version %s) failed on offsets %d..%d: %w", f.Ref, f.version, b.First(), b.Last(), err)
 	}
 	f.lastLog = nil
-	f.Logs.Add(f.entry(b, res.Log))
+	f.Logs.Add(f.logRecord(b), res.Log)
 	last := b.Records[len(b.Records)-1]
 	meta := schemas.Meta{Stream: b.Stream, Partition: b.Partition, Offset: last.Offset, Key: last.Key, Timestamp: last.Timestamp}
 	rows := make([]schemas.Row, 0, len(res.Rows))
@@ -71,9 +75,9 @@ func (f *Function) Process(ctx context.Context, b *Batch) ([]schemas.Row, error)
 	return rows, nil
 }
 
-func (f *Function) entry(b *Batch, log []byte) LogEntry {
+func (f *Function) logRecord(b *Batch) fnlog.Record {
 	name, _ := deploy.SplitQualifier(f.Ref)
-	return LogEntry{Function: name, Version: f.version, Partition: b.Partition, FirstOffset: b.First(), LastOffset: b.Last(), Text: log}
+	return fnlog.Record{Function: name, Version: f.version, Pipeline: f.Pipeline, Partition: b.Partition, FirstOffset: b.First(), LastOffset: b.Last()}
 }
 
 // prepare resolves the qualifier and, if it names another config than the

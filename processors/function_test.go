@@ -152,9 +152,14 @@ func TestPoisonPillAndAliasMove(t *testing.T) {
 	// The rows before the poison pill's batch are written while it retries
 	// (freshness), and nothing after it.
 	waitFor(t, "partition 2's 10 rows before the poison pill", func() bool { return e.rows(2) == 10 })
-	if logs := e.engine.Logs.Tail("f", 100); len(logs) == 0 || logs[len(logs)-1].Partition != 2 || logs[len(logs)-1].Version != "1" {
-		t.Fatalf("function logs: %+v", logs)
-	}
+	waitFor(t, "the poison pill's stderr in the function logs, with partition, version and pipeline", func() bool {
+		logs, err := e.engine.Logs.Tail(t.Context(), "f", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := logs[max(0, len(logs)-1):]
+		return len(l) == 1 && l[0].Partition == 2 && l[0].Version == "1" && l[0].Pipeline == "p" && strings.Contains(l[0].Line, "poison pill at offset 10")
+	})
 
 	// The fix: $LATEST without FAIL_POISON, published as version 2, alias moved.
 	ctx := t.Context()

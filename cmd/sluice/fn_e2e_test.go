@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -151,4 +152,57 @@ func killLoop(ctx context.Context, _ string, s *e2e.Server) int {
 		}
 	}
 	return kills
+}
+
+// TestFunctionLogsAcrossWorkersAndRestarts: what a function writes to stderr
+// on either of two workers (`sluice up` and a `sluice serve --roles worker`)
+// is read back with `sluice fn logs` from the first, with the partition and
+// offsets it came from, and is still there after a restart.
+func TestFunctionLogsAcrossWorkersAndRestarts(t *testing.T) {
+	data := t.TempDir()
+	s := e2e.Up(t, data)
+	cli(t, s, "fn", "deploy", "chatty", "--runtime", "exec", "--code", "../../processors/fn/testdata/conform.py", "--timeout", "10s")
+	cli(t, s, "stream", "create", "chat", "--partitions", "2")
+	schema := filepath.Join(t.TempDir(), "schema.json")
+	os.WriteFile(schema, []byte(`{"columns":[{"name":"offset","type":"int64"}]}`), 0o644)
+	cli(t, s, "table", "create", "chat", "--schema", schema, "--file-age", "500ms")
+	cli(t, s, "pipeline", "create", "chat", "--stream", "chat", "--function", "chatty", "--table", "chat")
+	w := e2e.Serve(t, t.TempDir(), nil, "--brokers", s.KafkaAddr, "--roles", "worker",
+		"--storage", filepath.Join(data, "objects"), "--worker-id", "w2")
+	waitSplit(t, s, "chat")
+	const n = 20 // one record per key: both partitions get some
+	for i := range n {
+		rec := fmt.Sprintf(`{"op":"log","k":"k%d"}`+"\n", i)
+		if status, body := s.Post("/v1/streams/chat/records?key=k", "application/x-ndjson", []byte(rec), nil); status != 200 {
+			t.Fatalf("ingest: %d %s", status, body)
+		}
+	}
+	s.WaitCount("select count(*) from chat", n, 60*time.Second)
+	type line struct {
+		Partition int32  `json:"partition"`
+		Pipeline  string `json:"pipeline"`
+		Line      string `json:"line"`
+	}
+	check := func(s *e2e.Server) {
+		e2e.WaitFor(t, 30*time.Second, "both partitions' lines in sluice fn logs", func() error {
+			var lines []line
+			if err := json.Unmarshal([]byte(cli(t, s, "fn", "logs", "chatty", "--limit", "100")), &lines); err != nil {
+				return err
+			}
+			got := map[int32]int{}
+			for _, l := range lines {
+				if l.Pipeline == "chat" && strings.HasPrefix(l.Line, "log at offset ") {
+					got[l.Partition]++
+				}
+			}
+			if got[0] == 0 || got[1] == 0 || got[0]+got[1] != n {
+				return fmt.Errorf("lines per partition: %v", got)
+			}
+			return nil
+		})
+	}
+	check(s)
+	w.Stop()
+	s.Stop()
+	check(e2e.Up(t, data))
 }

@@ -20,13 +20,30 @@ func TestServeWorkersScaleOut(t *testing.T) {
 	createCrashPipeline(t, s)
 	w := e2e.Serve(t, t.TempDir(), nil, "--brokers", s.KafkaAddr, "--roles", "worker",
 		"--storage", filepath.Join(data, "objects"), "--worker-id", "w2", "--session-timeout", "8s")
+	waitSplit(t, s, "crash")
+	sendCrashRecords(t, s, 0, 10_000)
+	s.WaitCount("select count(*) from crash", 10_000, 60*time.Second)
+
+	// The second worker dies (SIGKILL) with records in flight.
+	sendCrashRecords(t, s, 10_000, 10_000)
+	w.Kill()
+	s.WaitCount("select count(*) from crash", 20_000, 2*time.Minute)
+	if n, err := s.Count("select count(distinct (_partition, _offset)) from crash"); err != nil || n != 20_000 {
+		t.Fatalf("distinct positions: %d, %v", n, err)
+	}
+}
+
+// waitSplit waits until the first worker (s) runs some but not all of
+// pipeline's partitions: the others run on another worker.
+func waitSplit(t *testing.T, s *e2e.Server, pipeline string) {
+	t.Helper()
 	e2e.WaitFor(t, 60*time.Second, "the partitions to be split between two workers", func() error {
 		var st struct {
 			Partitions []struct {
 				State string `json:"state"`
 			} `json:"partitions"`
 		}
-		s.Get("/v1/pipelines/crash/status", &st)
+		s.Get("/v1/pipelines/"+pipeline+"/status", &st)
 		mine := 0
 		for _, p := range st.Partitions {
 			if p.State == "running" {
@@ -38,14 +55,4 @@ func TestServeWorkersScaleOut(t *testing.T) {
 		}
 		return nil
 	})
-	sendCrashRecords(t, s, 0, 10_000)
-	s.WaitCount("select count(*) from crash", 10_000, 60*time.Second)
-
-	// The second worker dies (SIGKILL) with records in flight.
-	sendCrashRecords(t, s, 10_000, 10_000)
-	w.Kill()
-	s.WaitCount("select count(*) from crash", 20_000, 2*time.Minute)
-	if n, err := s.Count("select count(distinct (_partition, _offset)) from crash"); err != nil || n != 20_000 {
-		t.Fatalf("distinct positions: %d, %v", n, err)
-	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/kafkax"
 	"github.com/sluice-dev/sluice/internal/objstore"
 	"github.com/sluice-dev/sluice/processors"
+	"github.com/sluice-dev/sluice/processors/fnlog"
 	"github.com/sluice-dev/sluice/query"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/sink"
@@ -200,8 +201,16 @@ func up(c upConfig, log *slog.Logger) error {
 			return fmt.Errorf("cannot provision the default stream, table and pipeline: %w", err)
 		}
 	}
+	// Function logs: workers write them, every role's API reads them.
+	flog, err := fnlog.Open(ctx, brokers, log)
+	if err != nil {
+		return err
+	}
+	defer stopStep(log, "function logs", flog.Close)
 	mux := http.NewServeMux()
-	api := &deploy.API{Reg: reg}
+	api := &deploy.API{Reg: reg, Logs: func(ctx context.Context, name string, limit int) (any, error) {
+		return flog.Tail(ctx, name, limit)
+	}}
 
 	if c.roles["query"] {
 		cat.reg = reg
@@ -230,12 +239,12 @@ func up(c upConfig, log *slog.Logger) error {
 		budget, _ := parseSize(c.budget) // validated
 		engine.Budget = &sink.Budget{Limit: budget}
 		engine.CompactInterval = c.compact
+		engine.Logs = flog
 		engineCtx, stopEngine := context.WithCancel(context.Background())
 		engineDone := make(chan struct{})
 		go func() { defer close(engineDone); engine.Run(engineCtx) }()
 		defer stopStep(log, "pipelines", func() { stopEngine(); <-engineDone })
 		api.Status = func(ctx context.Context, name string) (any, error) { return engine.Status(ctx, name) }
-		api.Logs = func(name string, limit int) any { return engine.Logs.Tail(name, limit) }
 	}
 
 	if c.roles["ingest"] {
