@@ -11,8 +11,9 @@ import (
 
 // interrupter stops one module instance's guest (instrument.go explains the
 // mechanism): fire sets the instance's "sluice:interrupt" global, so the
-// guest traps at its next loop header, and wakes it if it sleeps in
-// poll_oneoff. An instance is interrupted at most once and then discarded.
+// guest traps at its next check (within checkInterval loop iterations or
+// calls), and wakes it if it sleeps in poll_oneoff. An instance is
+// interrupted at most once and then discarded.
 type interrupter struct {
 	flag api.MutableGlobal // nil for an uninstrumented module (benchmarks only)
 	once sync.Once
@@ -66,7 +67,7 @@ func (in *interrupter) arm(ctx context.Context) (disarm func()) {
 
 // sleep is the instance's WASI nanosleep (poll_oneoff with a clock): it
 // returns early when the instance is interrupted, so that a sleeping guest
-// reaches a loop header and traps.
+// reaches a check and traps.
 func (in *interrupter) sleep(ns int64) {
 	t := time.NewTimer(time.Duration(ns))
 	defer t.Stop()
