@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,8 +12,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluice-dev/sluice/deploy"
 	"github.com/sluice-dev/sluice/internal/kafkax"
 	"github.com/sluice-dev/sluice/processors"
+	"github.com/sluice-dev/sluice/schemas"
 )
 
 // TestLogBehindTableStopsPartition: when the Kafka log restarts below what
@@ -69,6 +72,48 @@ func TestLogBehindTableStopsPartition(t *testing.T) {
 	for p := range 4 {
 		if n := e.rows(p); n != 20 {
 			t.Fatalf("partition %d has %d rows", p, n)
+		}
+	}
+}
+
+// TestReplayRepeatsRolledBackFlush: after a claim rolls back a flush (here a
+// pending flush of offsets 0..19 whose files never came), the partition's
+// batches end at offset 19 and its next flush covers exactly 0..19, so its
+// files take the names of the rolled-back ones (sink.Replay); then batching
+// goes on as usual. Batches of 7 would otherwise end at 6, 13, 20, ...
+func TestReplayRepeatsRolledBackFlush(t *testing.T) {
+	e := newEnvWith(t, func(ctx context.Context, reg *deploy.Registry) error {
+		_, err := reg.CreateTable(ctx, deploy.Table{Name: "t", Schema: *schemas.LogSchema(), FileAge: deploy.Duration(200 * time.Millisecond)})
+		return err
+	})
+	zombie := (`{"next":0,"epoch":1,"pending":{"next":20,"files":["tables/t/dt=2026-11-22/hour=03/s-0-0-19.parquet"]}}`)
+	if err := e.bucket.Put(t.Context(), "_sluice/progress/p/s/0.json", []byte(zombie)); err != nil {
+		t.Fatal(err)
+	}
+	e.produce(50)
+	if _, err := e.reg.CreatePipeline(t.Context(), deploy.Pipeline{Name: "p", Stream: "s", Table: "t", BatchSize: 7, BatchWindow: deploy.Duration(20 * time.Millisecond)}); err != nil {
+		t.Fatal(err)
+	}
+	for p := range 4 {
+		waitFor(t, fmt.Sprintf("partition %d's 50 rows", p), func() bool { return e.rows(p) == 50 })
+	}
+	var files []string
+	if err := e.bucket.List(t.Context(), "tables/t/", func(k string) error {
+		if strings.Contains(k, "/s-0-") {
+			files = append(files, k[strings.LastIndex(k, "/")+1:])
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 || !slices.Contains(files, "s-0-0-19.parquet") {
+		t.Fatalf("partition 0's files %v: none covers exactly the rolled-back 0..19", files)
+	}
+	for _, f := range files {
+		var p, first, last int64
+		fmt.Sscanf(strings.ReplaceAll(strings.TrimSuffix(f, ".parquet"), "-", " "), "s %d %d %d", &p, &first, &last)
+		if first <= 19 && last > 19 {
+			t.Fatalf("file %s crosses the end of the rolled-back flush (files %v)", f, files)
 		}
 	}
 }

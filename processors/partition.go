@@ -83,12 +83,18 @@ func (q *inbox) push(rs []Record) {
 	}
 }
 
-// take removes up to n records or maxBytes bytes (at least one record).
-func (q *inbox) take(n, maxBytes int) (rs []Record) {
+// take removes up to n records or maxBytes bytes (at least one record), none
+// at an offset above maxOffset (if it is >= 0). bounded reports that the
+// next record waiting is above maxOffset.
+func (q *inbox) take(n, maxBytes int, maxOffset int64) (rs []Record, bounded bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	i, bytes := 0, 0
 	for i < len(q.recs) && i < n && (i == 0 || bytes+len(q.recs[i].Value) <= maxBytes) {
+		if maxOffset >= 0 && q.recs[i].Offset > maxOffset {
+			bounded = true
+			break
+		}
 		bytes += len(q.recs[i].Value)
 		i++
 	}
@@ -99,7 +105,7 @@ func (q *inbox) take(n, maxBytes int) (rs []Record) {
 		q.paused = false
 		q.resume()
 	}
-	return rs
+	return rs, bounded
 }
 
 // partition runs one stream partition of a pipeline: it cuts batches in
@@ -182,7 +188,11 @@ func (pt *partition) nextBatch(ctx context.Context, tick <-chan time.Time) (*Bat
 		if pt.draining() { // records not yet taken are left to the next owner
 			return nonEmpty(b), true
 		}
-		for _, r := range pt.in.take(pt.p.BatchSize-len(b.Records), pt.p.BatchBytes-b.Bytes) {
+		// After a rolled-back flush, batches end at its last offset, so that
+		// the flush repeating it writes the same files (sink.Replay).
+		replay := pt.w.ReplayLast()
+		recs, bounded := pt.in.take(pt.p.BatchSize-len(b.Records), pt.p.BatchBytes-b.Bytes, replay)
+		for _, r := range recs {
 			if r.Offset < pt.next {
 				pt.logBehind(r.Offset)
 				return nonEmpty(b), false
@@ -193,6 +203,16 @@ func (pt *partition) nextBatch(ctx context.Context, tick <-chan time.Time) (*Bat
 		}
 		if len(b.Records) >= pt.p.BatchSize || b.Bytes >= pt.p.BatchBytes {
 			return b, false
+		}
+		if bounded && len(b.Records) > 0 {
+			return b, false // the batch reaches the end of the flush to repeat
+		}
+		if bounded {
+			// The flush to repeat is not all in the log any more (the
+			// records before the ones waiting were removed): repeat nothing.
+			pt.log.Warn("the records of a rolled-back flush are gone from the log; not repeating it", "last", replay)
+			pt.w.DropReplay()
+			continue
 		}
 		if len(b.Records) > 0 && window == nil {
 			t := time.NewTimer(pt.p.BatchWindow)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -82,37 +84,75 @@ func newRunner(p Pipeline, bucket objstore.Bucket, brokers []string, instanceID 
 // an interrupted flush), starts its worker, and starts fetching at the
 // offset the object store recorded: that, not the Kafka commit, is the truth
 // (a crash between writing a file and committing leaves Kafka behind).
+//
+// The partitions are opened in parallel (at most openParallel at once), each
+// retried until it opens or the rebalance ends: a rebalance costs about one
+// object-store round trip however many partitions it moves. kgo needs every
+// partition's offset before it fetches any, so a partition whose progress
+// cannot be read holds up the others of the same rebalance; its error is
+// logged at every retry.
 func (r *runner) assign(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	<-r.ready
-	for id := range offsets[r.p.Stream] {
+	type opened struct {
+		id   int32
+		w    *sink.Writer
+		next int64
+		err  error
+	}
+	ids := slices.Sorted(maps.Keys(offsets[r.p.Stream]))
+	results := make(chan opened, len(ids))
+	sem := make(chan struct{}, openParallel)
+	for _, id := range ids {
 		// kgo calls again for partitions whose earlier assignment was cut
 		// short by a rebalance: never leave a second worker behind.
 		r.stop([]int32{id}, false)
-		cfg := sink.Config{Bucket: r.bucket, Pipeline: r.p.Name, Stream: r.p.Stream, Partition: id,
-			Table: r.p.Table, Schema: r.p.Schema, FileBytes: r.p.FileBytes, FileAge: r.p.FileAge, FileIdle: r.p.FileIdle,
-			RowGroupRows: r.p.RowGroups, Budget: r.p.Budget}
-		var w *sink.Writer
-		var next int64
-		for attempt := 1; ; attempt++ {
-			var err error
-			if w, next, err = sink.Open(ctx, cfg); err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("cannot open partition %d of pipeline %q: %w", id, r.p.Name, err)
-			}
-			r.log.Warn("cannot open partition; retrying", "partition", id, "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(backoff(attempt)):
-			}
+		go func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			w, next, err := r.open(ctx, id)
+			results <- opened{id, w, next, err}
+		}()
+	}
+	var errs []error
+	for range ids {
+		o := <-results
+		if o.err != nil {
+			errs = append(errs, o.err)
+			continue
 		}
-		if next >= 0 {
-			offsets[r.p.Stream][id] = kgo.NewOffset().At(next).WithEpoch(-1)
+		if o.next >= 0 {
+			offsets[r.p.Stream][o.id] = kgo.NewOffset().At(o.next).WithEpoch(-1)
 		}
-		r.start(id, w, next)
+		r.start(o.id, o.w, o.next)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return offsets, nil
+}
+
+// openParallel bounds the partitions assign opens at once.
+const openParallel = 16
+
+// open opens partition id's sink writer, retrying until ctx ends.
+func (r *runner) open(ctx context.Context, id int32) (*sink.Writer, int64, error) {
+	cfg := sink.Config{Bucket: r.bucket, Pipeline: r.p.Name, Stream: r.p.Stream, Partition: id,
+		Table: r.p.Table, Schema: r.p.Schema, FileBytes: r.p.FileBytes, FileAge: r.p.FileAge, FileIdle: r.p.FileIdle,
+		RowGroupRows: r.p.RowGroups, Budget: r.p.Budget}
+	for attempt := 1; ; attempt++ {
+		w, next, err := sink.Open(ctx, cfg)
+		if err == nil {
+			return w, next, nil
+		}
+		if ctx.Err() != nil {
+			return nil, -1, fmt.Errorf("cannot open partition %d of pipeline %q: %w", id, r.p.Name, err)
+		}
+		r.log.Warn("cannot open partition; retrying", "partition", id, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff(attempt)):
+		}
+	}
 }
 
 func (r *runner) start(id int32, w *sink.Writer, next int64) {

@@ -25,8 +25,21 @@ type Progress struct {
 	Epoch int64 `json:"epoch"`
 	// State is the caller's state as of Next (see Writer.SetState); absent
 	// for callers that keep none.
-	State   json.RawMessage `json:"state,omitempty"`
-	Updated time.Time       `json:"updated"`
+	State json.RawMessage `json:"state,omitempty"`
+	// Replay, when set, is a flush a claim rolled back (see claimOnce) that
+	// has not been written again yet.
+	Replay  *Replay   `json:"replay,omitempty"`
+	Updated time.Time `json:"updated"`
+}
+
+// Replay is a rolled-back flush that the partition's next flush must
+// repeat exactly: offsets Next..Last, no more and no fewer, so that its
+// files get the rolled-back files' names. A fenced writer may still be
+// uploading those files (its epoch check passed just before the claim); a
+// late upload then replaces a file of the repeat with the same rows instead
+// of adding a file of its own that would repeat them.
+type Replay struct {
+	Last int64 `json:"last"`
 }
 
 // Pending describes a flush in progress: the files it writes and the Next it
@@ -136,14 +149,19 @@ func claimOnce(ctx context.Context, b objstore.Bucket, key string) (Progress, st
 	}
 	claimed := Progress{Next: -1}
 	if p != nil {
-		claimed = Progress{Next: p.Next, Epoch: p.Epoch, State: p.State}
+		claimed = Progress{Next: p.Next, Epoch: p.Epoch, State: p.State, Replay: p.Replay}
 		if p.Pending != nil {
 			if claimed.Next, err = resolvePending(ctx, b, key, p); err != nil {
 				return Progress{}, "", err
 			}
 			if claimed.Next == p.Pending.Next {
 				claimed.State = p.Pending.State
+			} else {
+				claimed.Replay = &Replay{Last: p.Pending.Next - 1}
 			}
+		}
+		if claimed.Replay != nil && claimed.Replay.Last < claimed.Next {
+			claimed.Replay = nil
 		}
 	}
 	claimed.Epoch++

@@ -53,6 +53,7 @@ type Writer struct {
 	next        int64     // everything below is durable in the table; -1: unknown
 	epoch       int64     // this writer's claim on the partition (fencing)
 	version     string    // of the progress object as this writer last wrote it
+	replay      int64     // the last offset of a rolled-back flush to repeat (Progress.Replay); -1: none
 	state       []byte    // the caller's state as of next (see SetState)
 	nextState   []byte    // the caller's state as of last, for the next flush
 
@@ -75,8 +76,25 @@ func Open(ctx context.Context, cfg Config) (*Writer, int64, error) {
 		return nil, -1, err
 	}
 	return &Writer{cfg: cfg, progressKey: key, builders: map[string]*schemas.Builder{}, first: -1, last: -1,
-		next: p.Next, epoch: p.Epoch, version: version, state: p.State, nextState: p.State}, p.Next, nil
+		next: p.Next, epoch: p.Epoch, version: version, state: p.State, nextState: p.State, replay: replayLast(p.Replay)}, p.Next, nil
 }
+
+func replayLast(r *Replay) int64 {
+	if r == nil {
+		return -1
+	}
+	return r.Last
+}
+
+// ReplayLast returns the last offset of a rolled-back flush that the next
+// flush must repeat exactly (Progress.Replay), or -1. The caller adds
+// batches that end at it, not beyond: Due turns true when the rows reach it,
+// and not before.
+func (w *Writer) ReplayLast() int64 { return w.replay }
+
+// DropReplay gives up repeating the rolled-back flush, because its records
+// are gone from the log (retention); the usual flush rules apply again.
+func (w *Writer) DropReplay() { w.replay = -1 }
 
 // State returns the state the caller recorded with the offset Open resumed
 // from (nil if it never set one).
@@ -132,6 +150,9 @@ func (w *Writer) Due(now time.Time) bool {
 	if w.first < 0 {
 		return false
 	}
+	if w.replay >= 0 {
+		return w.last >= w.replay
+	}
 	idle := w.cfg.FileIdle > 0 && now.Sub(w.lastAdd) >= w.cfg.FileIdle
 	return idle || w.bytes >= w.cfg.FileBytes || now.Sub(w.since) >= w.cfg.FileAge || w.cfg.Budget.over()
 }
@@ -145,7 +166,9 @@ func (w *Writer) fileKey(part string) string {
 
 // Flush writes the buffered rows and returns the next offset to read (all
 // offsets below it are durable in the table). With nothing buffered it
-// returns -1 and writes nothing.
+// returns -1 and writes nothing; so it does while it repeats a rolled-back
+// flush (ReplayLast) whose end the rows have not reached: the rows are left
+// for whoever repeats it next (the caller stops without committing them).
 //
 // Protocol (see DESIGN.md, "Effectively-once output"): encode every file;
 // record them as pending in the progress object; upload them; record the new
@@ -153,7 +176,7 @@ func (w *Writer) fileKey(part string) string {
 // the encoded files are kept and the caller retries Flush (and adds nothing
 // before it succeeds).
 func (w *Writer) Flush(ctx context.Context) (int64, error) {
-	if w.first < 0 {
+	if w.first < 0 || w.replay >= 0 && w.last < w.replay {
 		return -1, nil
 	}
 	if w.sealed == nil {
@@ -175,7 +198,7 @@ func (w *Writer) Flush(ctx context.Context) (int64, error) {
 		if w.next >= 0 {
 			rollback = w.next
 		}
-		pending := Progress{Next: rollback, State: w.state, Epoch: w.epoch,
+		pending := Progress{Next: rollback, State: w.state, Epoch: w.epoch, Replay: w.replayRecord(),
 			Pending: &Pending{Next: next, Files: keys, State: w.sealedState}}
 		if err := checkEpoch(ctx, w.cfg.Bucket, w.progressKey, w.epoch); err != nil {
 			return -1, err
@@ -209,8 +232,15 @@ func (w *Writer) Flush(ctx context.Context) (int64, error) {
 	failpoint.Hit("sink.after-progress")
 	w.release()
 	w.cfg.Budget.add(-w.bytes)
-	w.first, w.last, w.bytes, w.next, w.state, w.pendingWritten = -1, -1, 0, next, w.sealedState, false
+	w.first, w.last, w.bytes, w.next, w.state, w.pendingWritten, w.replay = -1, -1, 0, next, w.sealedState, false, -1
 	return next, nil
+}
+
+func (w *Writer) replayRecord() *Replay {
+	if w.replay < 0 {
+		return nil
+	}
+	return &Replay{Last: w.replay}
 }
 
 // save writes p conditionally on the version this writer last wrote. A
