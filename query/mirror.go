@@ -21,6 +21,10 @@ import (
 // is written to a temporary name and renamed, so DuckDB never reads a partial
 // file (and the view's glob skips names starting with ".").
 //
+// Only the files Visible keeps are downloaded (files superseded by
+// compaction are not), FetchParallel at a time. Temporary files a crash left
+// behind are removed at the next Sync.
+//
 // Trade-off: every query lists the table's objects, and the first query after
 // a flush downloads the new files, so the copy costs the table's size in
 // local disk. Pruning the download by the query's partition predicates and a
@@ -28,6 +32,9 @@ import (
 type Mirror struct {
 	Bucket objstore.Bucket
 	Dir    string // the local root; table t's files go under Dir/tables/t/
+	// Visible, if set, picks the keys a query reads from a table's listing
+	// (sink.Visible); the others are not downloaded.
+	Visible func(keys []string) []string
 
 	mu sync.Mutex // one Sync at a time: concurrent queries share the work
 }
@@ -43,17 +50,56 @@ func (m *Mirror) Sync(ctx context.Context, table string) error {
 	defer m.mu.Unlock()
 	prefix := "tables/" + table + "/"
 	want := map[string]bool{}
+	var keys []string
 	err := m.Bucket.List(ctx, prefix, func(key string) error {
-		if !strings.HasSuffix(key, ".parquet") {
-			return nil
+		if strings.HasSuffix(key, ".parquet") {
+			want[key] = true
+			keys = append(keys, key)
 		}
-		want[key] = true
-		return m.fetch(ctx, key)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("cannot mirror table %q: %w", table, err)
 	}
+	if m.Visible != nil {
+		keys = m.Visible(keys)
+	}
+	if err := m.fetchAll(ctx, keys); err != nil {
+		return fmt.Errorf("cannot mirror table %q: %w", table, err)
+	}
 	return m.prune(prefix, want)
+}
+
+// FetchParallel is how many files Sync downloads at once.
+const FetchParallel = 8
+
+// fetchAll fetches keys, FetchParallel at a time; it returns the first
+// error after every started download has ended.
+func (m *Mirror) fetchAll(ctx context.Context, keys []string) error {
+	work := make(chan string)
+	errs := make(chan error, FetchParallel)
+	for range min(FetchParallel, len(keys)) {
+		go func() {
+			var first error
+			for key := range work {
+				if first == nil {
+					first = m.fetch(ctx, key)
+				}
+			}
+			errs <- first
+		}()
+	}
+	for _, k := range keys {
+		work <- k
+	}
+	close(work)
+	var first error
+	for range min(FetchParallel, len(keys)) {
+		if err := <-errs; first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // fetch copies key unless a copy exists.
@@ -90,7 +136,8 @@ func (m *Mirror) fetch(ctx context.Context, key string) error {
 	return nil
 }
 
-// prune removes local copies whose objects are no longer listed.
+// prune removes local copies whose objects are no longer listed, and
+// temporary files of downloads (none is running: Sync holds the lock).
 func (m *Mirror) prune(prefix string, want map[string]bool) error {
 	root := filepath.Join(m.Dir, filepath.FromSlash(prefix))
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -101,7 +148,7 @@ func (m *Mirror) prune(prefix string, want map[string]bool) error {
 		if err != nil {
 			return err
 		}
-		if key := filepath.ToSlash(rel); !want[key] && !strings.HasPrefix(d.Name(), ".") {
+		if key := filepath.ToSlash(rel); !want[key] && !strings.HasPrefix(d.Name(), ".") || strings.HasPrefix(d.Name(), ".fetch-") {
 			return os.Remove(p)
 		}
 		return nil

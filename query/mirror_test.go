@@ -3,6 +3,8 @@ package query
 import (
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/sluice-dev/sluice/internal/objstore"
@@ -26,9 +28,18 @@ func TestMirrorSync(t *testing.T) {
 	put("tables/t/dt=2026-11-22/hour=02/s-0-10-19.parquet", "b")
 	put("tables/other/dt=2026-11-22/hour=01/s-0-0-9.parquet", "c")
 	put("tables/t/notes.txt", "not a table file")
-	m := &Mirror{Bucket: src, Dir: t.TempDir()}
+	put("tables/t/dt=2026-11-22/hour=01/s-0-0-4.parquet", "superseded")
+	m := &Mirror{Bucket: src, Dir: t.TempDir(), Visible: func(keys []string) []string {
+		return slices.DeleteFunc(keys, func(k string) bool { return strings.HasSuffix(k, "s-0-0-4.parquet") })
+	}}
+	leftover := filepath.Join(m.TableDir("t"), "dt=2026-11-22", ".fetch-123")
+	os.MkdirAll(filepath.Dir(leftover), 0o755)
+	os.WriteFile(leftover, []byte("a crash's partial download"), 0o644)
 	if err := m.Sync(ctx, "t"); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(leftover); err == nil {
+		t.Fatal("a crash's temporary file was not removed")
 	}
 	read := func(rel string) string {
 		b, err := os.ReadFile(filepath.Join(m.TableDir("t"), rel))
@@ -39,6 +50,9 @@ func TestMirrorSync(t *testing.T) {
 	}
 	if read("dt=2026-11-22/hour=01/s-0-0-9.parquet") != "a" || read("dt=2026-11-22/hour=02/s-0-10-19.parquet") != "b" {
 		t.Fatal("files not mirrored")
+	}
+	if read("dt=2026-11-22/hour=01/s-0-0-4.parquet") != "<missing>" {
+		t.Fatal("a file Visible hides was downloaded")
 	}
 	if read("notes.txt") != "<missing>" {
 		t.Fatal("a non-Parquet object was mirrored")

@@ -167,7 +167,7 @@ func up(c upConfig, log *slog.Logger) error {
 	if d, ok := bucket.(*objstore.Dir); ok {
 		cat.local = d
 	} else {
-		cat.mirror = &query.Mirror{Bucket: bucket, Dir: filepath.Join(c.data, "cache")}
+		cat.mirror = &query.Mirror{Bucket: bucket, Dir: filepath.Join(c.data, "cache"), Visible: sink.Visible}
 		cat.local = &objstore.Dir{Root: cat.mirror.Dir}
 	}
 	cat.dir = cat.local.Path("tables")
