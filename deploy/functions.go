@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/objstore"
+	"github.com/sluice-dev/sluice/processors/fn"
 	"github.com/sluice-dev/sluice/schemas"
 )
 
@@ -133,6 +134,11 @@ func (r *Registry) DeployFunction(ctx context.Context, name string, cfg Function
 	}
 	if err := cfg.normalize(); err != nil {
 		errs = append(errs, err)
+	}
+	if cfg.Runtime == "wasm" && len(code) > 0 {
+		if err := fn.CheckModule(code); err != nil {
+			errs = append(errs, fmt.Errorf("code is not a module sluice can run: %w", err))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Function{}, fmt.Errorf("%w function: %w", ErrInvalid, err)

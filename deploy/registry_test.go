@@ -82,6 +82,11 @@ func TestCreateValidation(t *testing.T) {
 	f(err, ErrInvalid, `unknown type "nope"`)
 	_, err = r.CreatePipeline(ctx, Pipeline{Name: "p", Stream: "missing", Table: "t", BatchWindow: Duration(time.Hour)})
 	f(err, ErrInvalid, `stream "missing" does not exist`, `table "t" does not exist`, "batch_window")
+	_, err = r.DeployFunction(ctx, "fn", FunctionConfig{Runtime: "wasm"}, []byte("#!/bin/sh\ncat\n"))
+	f(err, ErrInvalid, "code is not a module sluice can run", "not a WebAssembly module")
+	if _, ok := r.Function("fn"); ok {
+		t.Fatal("a function with code that cannot run was deployed")
+	}
 	if len(topics) != 1 {
 		t.Fatalf("invalid streams created topics: %v", topics)
 	}

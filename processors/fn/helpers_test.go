@@ -53,7 +53,13 @@ const (
 // target and returns the file's contents.
 func buildCode(t testing.TB, pkg, target string) []byte {
 	t.Helper()
-	key := pkg + "@" + target
+	return buildOnce(t, pkg+"@"+target, func() (string, error) { return goBuild(pkg, target) })
+}
+
+// buildOnce runs build once per test process for key and returns the
+// contents of the file it made.
+func buildOnce(t testing.TB, key string, build func() (path string, err error)) []byte {
+	t.Helper()
 	buildMu.Lock()
 	b, ok := buildCache[key]
 	if !ok {
@@ -61,7 +67,7 @@ func buildCode(t testing.TB, pkg, target string) []byte {
 		buildCache[key] = b
 	}
 	buildMu.Unlock()
-	b.once.Do(func() { b.path, b.err = goBuild(pkg, target) })
+	b.once.Do(func() { b.path, b.err = build() })
 	if b.err != nil {
 		t.Fatal(b.err)
 	}

@@ -91,13 +91,7 @@ type moduleFacts struct {
 // does not validate the module beyond what it must read; the compiler does
 // that afterwards.
 func instrument(module []byte) ([]byte, error) {
-	if len(module) < 8 || !bytes.Equal(module[:4], wasmHeader[:4]) {
-		return nil, errors.New("not a WebAssembly module (no \\0asm header)")
-	}
-	if !bytes.Equal(module[4:8], wasmHeader[4:]) {
-		return nil, fmt.Errorf("unsupported WebAssembly binary version %x (components are not supported: build a core module for WASI preview1)", module[4:8])
-	}
-	secs, err := readSections(module[8:])
+	secs, err := readModule(module)
 	if err != nil {
 		return nil, err
 	}
@@ -184,6 +178,17 @@ func readFacts(secs []section) (moduleFacts, error) {
 	return f, nil
 }
 
+// readModule checks the header of a core module and splits it into sections.
+func readModule(module []byte) ([]section, error) {
+	if len(module) < 8 || !bytes.Equal(module[:4], wasmHeader[:4]) {
+		return nil, errors.New("not a WebAssembly module (no \\0asm header)")
+	}
+	if !bytes.Equal(module[4:8], wasmHeader[4:]) {
+		return nil, fmt.Errorf("unsupported WebAssembly binary version %x (components are not supported: build a core module for WASI preview1)", module[4:8])
+	}
+	return readSections(module[8:])
+}
+
 func readSections(b []byte) ([]section, error) {
 	var secs []section
 	r := reader{b: b}
@@ -219,27 +224,37 @@ func countImports(b []byte) (globals, memories int, err error) {
 	for k := uint32(0); k < n && r.err == nil; k++ {
 		r.bytes(int(r.u32())) // module
 		r.bytes(int(r.u32())) // name
-		switch kind := r.byte(); kind {
-		case 0x00: // function: type index
-			r.u32()
-		case 0x01: // table: reference type, limits
-			r.leb()
-			r.limits()
-		case 0x02: // memory: limits
-			r.limits()
+		switch r.skipImportDesc() {
+		case 0x02:
 			memories++
-		case 0x03: // global: value type, mutability
-			r.leb()
-			r.byte()
+		case 0x03:
 			globals++
-		case 0x04: // tag: attribute, type index
-			r.byte()
-			r.u32()
-		default:
-			r.fail(fmt.Errorf("unknown import kind 0x%02x", kind))
 		}
 	}
 	return globals, memories, r.err
+}
+
+// skipImportDesc reads an import's kind and description; it returns the kind.
+func (r *reader) skipImportDesc() byte {
+	kind := r.byte()
+	switch kind {
+	case 0x00: // function: type index
+		r.u32()
+	case 0x01: // table: reference type, limits
+		r.leb()
+		r.limits()
+	case 0x02: // memory: limits
+		r.limits()
+	case 0x03: // global: value type, mutability
+		r.leb()
+		r.byte()
+	case 0x04: // tag: attribute, type index
+		r.byte()
+		r.u32()
+	default:
+		r.fail(fmt.Errorf("unknown import kind 0x%02x", kind))
+	}
+	return kind
 }
 
 // addGlobals appends the interrupt flag `(global (mut i32) (i32.const 0))`
@@ -559,4 +574,37 @@ func (r *reader) skipAtomic(sub uint32) {
 		return
 	}
 	r.memarg()
+}
+
+// wasiModule is the only module a wasm function may import from: the host
+// instantiates WASI preview1 and nothing else.
+const wasiModule = "wasi_snapshot_preview1"
+
+// CheckModule does the checks on a wasm module that need no compiling, so
+// that a deploy can refuse a module that could never run: it must be a core
+// module (not a component) whose imports all come from WASI preview1.
+func CheckModule(module []byte) error {
+	secs, err := readModule(module)
+	if err != nil {
+		return err
+	}
+	for _, s := range secs {
+		if s.id != secImport {
+			continue
+		}
+		r := reader{b: s.body}
+		n := r.u32()
+		for k := uint32(0); k < n && r.err == nil; k++ {
+			mod := string(r.bytes(int(r.u32())))
+			name := string(r.bytes(int(r.u32())))
+			r.skipImportDesc()
+			if r.err == nil && mod != wasiModule {
+				return fmt.Errorf("the module imports %s.%s, but sluice provides only %s (AssemblyScript: replace env.abort with asc's --use abort=...)", mod, name, wasiModule)
+			}
+		}
+		if r.err != nil {
+			return fmt.Errorf("cannot read import section: %w", r.err)
+		}
+	}
+	return nil
 }

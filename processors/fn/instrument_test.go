@@ -236,3 +236,27 @@ func TestSpinningGuestLetsTheWorldStop(t *testing.T) {
 		t.Fatalf("got %v, want a timeout", ierr)
 	}
 }
+
+// TestCheckModuleRefusesForeignImports: a module that imports anything but
+// WASI preview1 could never be instantiated; it is refused when loaded (and
+// at deploy, which calls CheckModule), naming the import.
+func TestCheckModuleRefusesForeignImports(t *testing.T) {
+	imp := append(append(wasmStr("env"), wasmStr("abort")...), 0x00, 0x00) // func of type 0
+	mod := wasmModule(
+		wasmSec(1, wasmVec(voidType)),
+		wasmSec(2, wasmVec(imp)),
+		wasmSec(3, wasmVec([]byte{0})),
+		wasmSec(7, wasmVec(append(wasmStr("_start"), 0x00, 0x01))),
+		wasmSec(10, wasmVec(wasmBody(0x0b))),
+	)
+	if err := CheckModule(mod); err == nil || !strings.Contains(err.Error(), "imports env.abort") {
+		t.Fatalf("CheckModule: %v", err)
+	}
+	h := newHost(t)
+	if _, err := h.Load(t.Context(), Config{Runtime: RuntimeWasm, Code: mod}); err == nil || !strings.Contains(err.Error(), "imports env.abort") {
+		t.Fatalf("Load: %v", err)
+	}
+	if err := CheckModule(buildCode(t, "./testdata/conform", targetWarm)); err != nil {
+		t.Fatalf("a Go WASI module: %v", err)
+	}
+}

@@ -72,6 +72,9 @@ func (h *Host) compileWasm(ctx context.Context, key loadKey, code []byte) (*wasm
 	if err != nil {
 		return nil, err
 	}
+	if err := CheckModule(code); err != nil {
+		return nil, fmt.Errorf("cannot load wasm module: %w", err)
+	}
 	if !h.noInterrupt {
 		if code, err = instrument(code); err != nil {
 			return nil, fmt.Errorf("cannot load wasm module: %w", err)
