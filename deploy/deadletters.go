@@ -34,6 +34,10 @@ const deadLetterPartitions = 1
 // carry the dead letters of table.
 func DeadLetterStream(table string) string { return DeadLetterPrefix + table }
 
+// InternalStream reports whether stream is one sluice creates and writes
+// itself (a dead-letter table's stream): not for producers.
+func InternalStream(stream string) bool { return strings.HasPrefix(stream, DeadLetterPrefix) }
+
 // DeadLetterSchema is the schema of a dead-letter table: one row per record
 // given up. The record's columns are named as in the envelope a function
 // gets; data is the record's value as it was sent (JSON text, queryable with

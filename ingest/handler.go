@@ -24,6 +24,9 @@ type Handler struct {
 	Producer Producer
 	// StreamExists says whether a stream may be written to.
 	StreamExists func(name string) bool
+	// Internal, if set, says whether a stream is sluice's own (written by
+	// sluice only): records for it are refused.
+	Internal func(name string) bool
 	// Log receives producer failures; nil means slog.Default().
 	Log *slog.Logger
 }
@@ -69,6 +72,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	stream := r.PathValue("stream")
 	if !h.StreamExists(stream) {
 		writeError(w, http.StatusNotFound, "stream %q does not exist (list streams with GET /v1/streams)", stream)
+		return
+	}
+	if h.Internal != nil && h.Internal(stream) {
+		writeError(w, http.StatusForbidden, "stream %q is internal to sluice (the dead letters of a table): only sluice writes to it", stream)
 		return
 	}
 	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))

@@ -31,7 +31,8 @@ func buildPoison(t *testing.T) string {
 // sql` shows it as a row of the dead-letter table (created by sluice), with
 // the error and the record as sent, and every other record in the main
 // table. The internal pipeline shows in `pipeline list`, and asking for both
-// dead-letter destinations is refused with what to do.
+// dead-letter destinations is refused with what to do, as are records sent
+// over HTTP to the internal stream.
 func TestDeadLetterTableCLI(t *testing.T) {
 	s := e2e.Up(t, t.TempDir())
 	create := createOrders(t, s)
@@ -63,6 +64,9 @@ func TestDeadLetterTableCLI(t *testing.T) {
 	}
 	if list := cli(t, s, "pipeline", "list"); !strings.Contains(list, `"name": "_dlq_failed_orders"`) || !strings.Contains(list, `"internal": "dead_letters"`) {
 		t.Fatalf("pipeline list does not show the internal pipeline:\n%s", list)
+	}
+	if status, body := s.Post("/v1/streams/_dlq_failed_orders/records", "application/x-ndjson", []byte(`{"forged":true}`+"\n"), nil); status != 403 || !strings.Contains(body, "internal to sluice") {
+		t.Fatalf("HTTP ingest into the internal dead-letter stream: %d %s", status, body)
 	}
 }
 

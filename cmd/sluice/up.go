@@ -251,6 +251,7 @@ func up(c upConfig, log *slog.Logger) error {
 		mux.Handle("/v1/streams/{stream}/records", &ingest.Handler{
 			Producer: producer, Log: log,
 			StreamExists: func(name string) bool { _, ok := reg.Stream(name); return ok },
+			Internal:     deploy.InternalStream,
 		})
 	}
 	api.Register(mux)
