@@ -86,8 +86,14 @@ func TestReplayRepeatsRolledBackFlush(t *testing.T) {
 		_, err := reg.CreateTable(ctx, deploy.Table{Name: "t", Schema: *schemas.LogSchema(), FileAge: deploy.Duration(200 * time.Millisecond)})
 		return err
 	})
-	zombie := (`{"next":0,"epoch":1,"pending":{"next":20,"files":["tables/t/dt=2026-11-22/hour=03/s-0-0-19.parquet"]}}`)
+	zombie := `{"next":0,"epoch":1,"pending":{"next":20,"files":["tables/t/dt=2026-11-22/hour=03/s-0-0-19.parquet"]}}`
 	if err := e.bucket.Put(t.Context(), "_sluice/progress/p/s/0.json", []byte(zombie)); err != nil {
+		t.Fatal(err)
+	}
+	// Partition 1's rolled-back flush started at offset 5, but the log now
+	// starts at 0 (records were lost or replaced): it cannot be repeated.
+	lost := `{"next":0,"epoch":1,"pending":{"next":20,"files":["tables/t/dt=2026-11-22/hour=03/s-1-5-19.parquet"]}}`
+	if err := e.bucket.Put(t.Context(), "_sluice/progress/p/s/1.json", []byte(lost)); err != nil {
 		t.Fatal(err)
 	}
 	e.produce(50)
@@ -97,14 +103,22 @@ func TestReplayRepeatsRolledBackFlush(t *testing.T) {
 	for p := range 4 {
 		waitFor(t, fmt.Sprintf("partition %d's 50 rows", p), func() bool { return e.rows(p) == 50 })
 	}
-	var files []string
+	var files, files1 []string
 	if err := e.bucket.List(t.Context(), "tables/t/", func(k string) error {
-		if strings.Contains(k, "/s-0-") {
-			files = append(files, k[strings.LastIndex(k, "/")+1:])
+		switch name := k[strings.LastIndex(k, "/")+1:]; {
+		case strings.HasPrefix(name, "s-0-"):
+			files = append(files, name)
+		case strings.HasPrefix(name, "s-1-"):
+			files1 = append(files1, name)
 		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range files1 {
+		if strings.HasSuffix(f, "-19.parquet") {
+			t.Fatalf("partition 1 repeated a flush whose start is gone from the log: %v", files1)
+		}
 	}
 	if len(files) == 0 || !slices.Contains(files, "s-0-0-19.parquet") {
 		t.Fatalf("partition 0's files %v: none covers exactly the rolled-back 0..19", files)

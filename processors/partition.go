@@ -192,6 +192,10 @@ func (pt *partition) nextBatch(ctx context.Context, tick <-chan time.Time) (*Bat
 		// the flush repeating it writes the same files (sink.Replay).
 		replay := pt.w.ReplayLast()
 		recs, bounded := pt.in.take(pt.p.BatchSize-len(b.Records), pt.p.BatchBytes-b.Bytes, replay)
+		if first := pt.w.ReplayFirst(); first >= 0 && len(recs) > 0 && len(b.Records) == 0 && !pt.w.Buffered() && recs[0].Offset != first {
+			pt.log.Warn("the records of a rolled-back flush are gone from the log; not repeating it", "first", first, "got", recs[0].Offset)
+			pt.w.DropReplay()
+		}
 		for _, r := range recs {
 			if r.Offset < pt.next {
 				pt.logBehind(r.Offset)
@@ -203,6 +207,9 @@ func (pt *partition) nextBatch(ctx context.Context, tick <-chan time.Time) (*Bat
 		}
 		if len(b.Records) >= pt.p.BatchSize || b.Bytes >= pt.p.BatchBytes {
 			return b, false
+		}
+		if replay >= 0 && pt.next > replay {
+			bounded = true // the last offset to repeat is in: no need to wait for more
 		}
 		if bounded && len(b.Records) > 0 {
 			return b, false // the batch reaches the end of the flush to repeat

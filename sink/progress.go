@@ -39,7 +39,19 @@ type Progress struct {
 // late upload then replaces a file of the repeat with the same rows instead
 // of adding a file of its own that would repeat them.
 type Replay struct {
-	Last int64 `json:"last"`
+	First int64 `json:"first"` // the first offset the rolled-back flush wrote; -1: unknown
+	Last  int64 `json:"last"`
+}
+
+// rolledBack is the Replay of pending flush p.
+func rolledBack(p *Pending) *Replay {
+	r := &Replay{First: -1, Last: p.Next - 1}
+	if len(p.Files) > 0 {
+		if f, ok := parseFileKey(p.Files[0]); ok {
+			r.First = f.first
+		}
+	}
+	return r
 }
 
 // Pending describes a flush in progress: the files it writes and the Next it
@@ -157,7 +169,7 @@ func claimOnce(ctx context.Context, b objstore.Bucket, key string) (Progress, st
 			if claimed.Next == p.Pending.Next {
 				claimed.State = p.Pending.State
 			} else {
-				claimed.Replay = &Replay{Last: p.Pending.Next - 1}
+				claimed.Replay = rolledBack(p.Pending)
 			}
 		}
 		if claimed.Replay != nil && claimed.Replay.Last < claimed.Next {

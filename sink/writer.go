@@ -54,6 +54,7 @@ type Writer struct {
 	epoch       int64     // this writer's claim on the partition (fencing)
 	version     string    // of the progress object as this writer last wrote it
 	replay      int64     // the last offset of a rolled-back flush to repeat (Progress.Replay); -1: none
+	replayFirst int64     // its first offset; -1: unknown
 	state       []byte    // the caller's state as of next (see SetState)
 	nextState   []byte    // the caller's state as of last, for the next flush
 
@@ -75,15 +76,22 @@ func Open(ctx context.Context, cfg Config) (*Writer, int64, error) {
 	if err != nil {
 		return nil, -1, err
 	}
-	return &Writer{cfg: cfg, progressKey: key, builders: map[string]*schemas.Builder{}, first: -1, last: -1,
-		next: p.Next, epoch: p.Epoch, version: version, state: p.State, nextState: p.State, replay: replayLast(p.Replay)}, p.Next, nil
+	w := &Writer{cfg: cfg, progressKey: key, builders: map[string]*schemas.Builder{}, first: -1, last: -1,
+		next: p.Next, epoch: p.Epoch, version: version, state: p.State, nextState: p.State, replay: -1, replayFirst: -1}
+	if p.Replay != nil {
+		w.replay, w.replayFirst = p.Replay.Last, p.Replay.First
+	}
+	return w, p.Next, nil
 }
 
-func replayLast(r *Replay) int64 {
-	if r == nil {
+// ReplayFirst returns the first offset of the rolled-back flush to repeat,
+// or -1 (none, or unknown). The caller drops the repeat (DropReplay) if the
+// first record it reads is another one: the log lost records before it.
+func (w *Writer) ReplayFirst() int64 {
+	if w.replay < 0 {
 		return -1
 	}
-	return r.Last
+	return w.replayFirst
 }
 
 // ReplayLast returns the last offset of a rolled-back flush that the next
@@ -240,7 +248,7 @@ func (w *Writer) replayRecord() *Replay {
 	if w.replay < 0 {
 		return nil
 	}
-	return &Replay{Last: w.replay}
+	return &Replay{First: w.replayFirst, Last: w.replay}
 }
 
 // save writes p conditionally on the version this writer last wrote. A

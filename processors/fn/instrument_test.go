@@ -260,3 +260,19 @@ func TestCheckModuleRefusesForeignImports(t *testing.T) {
 		t.Fatalf("a Go WASI module: %v", err)
 	}
 }
+
+// TestWarmModuleWithoutMemoryIsRefused: the warm ABI passes batches through
+// an exported memory; a module without one is refused when loaded (the
+// memory instrument adds for memory.grow does not count).
+func TestWarmModuleWithoutMemoryIsRefused(t *testing.T) {
+	mod := wasmModule(
+		wasmSec(1, wasmVec([]byte{0x60, 0x01, 0x7f, 0x01, 0x7f}, []byte{0x60, 0x02, 0x7f, 0x7f, 0x01, 0x7e})),
+		wasmSec(3, wasmVec([]byte{0}, []byte{1})),
+		wasmSec(7, wasmVec(append(wasmStr("sluice_alloc"), 0x00, 0x00), append(wasmStr("sluice_handle"), 0x00, 0x01))),
+		wasmSec(10, wasmVec(wasmBody(0x20, 0x00, 0x0b), wasmBody(0x42, 0x00, 0x0b))),
+	)
+	h := newHost(t)
+	if _, err := h.Load(t.Context(), Config{Runtime: RuntimeWasm, Code: mod}); err == nil || !strings.Contains(err.Error(), "no memory") {
+		t.Fatalf("Load: %v", err)
+	}
+}

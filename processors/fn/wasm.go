@@ -116,6 +116,9 @@ func (w *wasmCode) detect() error {
 			return fmt.Errorf("cannot load wasm module: %s has the wrong signature", name)
 		}
 	}
+	if len(w.compiled.ExportedMemories()) == 0 {
+		return errors.New("cannot load wasm module: it exports sluice_alloc and sluice_handle but no memory to pass batches through")
+	}
 	if def, ok := exports["sluice_init"]; ok {
 		if len(def.ParamTypes()) != 0 || !bytes.Equal(def.ResultTypes(), []api.ValueType{i32}) {
 			return errors.New("cannot load wasm module: sluice_init has the wrong signature")

@@ -18,8 +18,9 @@
 //     their batches; lines of different workers interleave in the order the
 //     broker received them.
 //   - Reading (Tail) scans the topic backwards from its end in windows until
-//     it has the lines asked for, has reached the start, or has read
-//     MaxScanRecords records: a function that logged nothing recently among
+//     it has the lines asked for, has reached the start, has read
+//     MaxScanRecords records, or has run out of time (readTimeout, after at
+//     least one window): a function that logged nothing recently among
 //     chatty ones may show fewer lines than exist.
 package fnlog
 
@@ -88,8 +89,12 @@ type Log struct {
 	failed  atomic.Int64 // produce errors, logged once per errorLogEvery
 }
 
-// maxBuffered is how many batch logs may wait for the broker before Add drops.
-const maxBuffered = 10_000
+// maxBuffered and maxBufferedBytes bound the batch logs waiting for the
+// broker; past either, Add drops.
+const (
+	maxBuffered      = 10_000
+	maxBufferedBytes = 64 << 20
+)
 
 const errorLogEvery = 1000
 
@@ -98,6 +103,8 @@ func Open(ctx context.Context, brokers []string, log *slog.Logger) (*Log, error)
 	cl, err := kafkax.NewClient(brokers,
 		kgo.DefaultProduceTopic(Topic),
 		kgo.MaxBufferedRecords(maxBuffered),
+		kgo.MaxBufferedBytes(maxBufferedBytes),
+		kgo.RecordDeliveryTimeout(time.Minute),
 		kgo.ProducerLinger(50*time.Millisecond),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 	)
@@ -172,6 +179,9 @@ func (l *Log) Tail(ctx context.Context, function string, n int) ([]Line, error) 
 		from := max(start, end-scanWindow)
 		lines, err := l.read(ctx, function, from, end)
 		if err != nil {
+			if len(found) > 0 && ctx.Err() != nil {
+				break // out of time: show what was found
+			}
 			return nil, err
 		}
 		found = append(found, lines)
@@ -213,6 +223,7 @@ func (l *Log) read(ctx context.Context, function string, from, end int64) ([]Lin
 	cl, err := kafkax.NewClient(l.brokers,
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{Topic: {0: kgo.NewOffset().At(from)}}),
 		kgo.FetchMaxWait(500*time.Millisecond),
+		kgo.FetchMaxBytes(16<<20),
 	)
 	if err != nil {
 		return nil, err
@@ -233,7 +244,8 @@ func (l *Log) read(ctx context.Context, function string, from, end int64) ([]Lin
 			return nil, fmt.Errorf("cannot read function logs at offset %d: %w", next, ferr)
 		}
 		fetches.EachRecord(func(rec *kgo.Record) {
-			if rec.Offset >= end {
+			if rec.Offset >= end { // past the window (or reset past it: retention)
+				next = end
 				return
 			}
 			next = rec.Offset + 1
