@@ -2,6 +2,7 @@ package processors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -268,7 +269,9 @@ func (e *Engine) Status(ctx context.Context, name string) ([]PartitionStatus, er
 				st.State = StatePaused
 			}
 			prog, err := sink.LoadProgress(ctx, e.bucket, name, p.Stream, id)
-			if err != nil {
+			if errors.Is(err, sink.ErrCorruptProgress) {
+				st.LastError = err.Error() // this partition's problem: show it, show the others
+			} else if err != nil {
 				return nil, err
 			}
 			if prog != nil {

@@ -131,3 +131,30 @@ func TestReplayRepeatsRolledBackFlush(t *testing.T) {
 		}
 	}
 }
+
+// TestCorruptProgressStopsOnlyItsPartition: a partition whose progress
+// object cannot be decoded shows as stopped, with the object and what to do
+// in its error, while the pipeline's other partitions are read and written.
+func TestCorruptProgressStopsOnlyItsPartition(t *testing.T) {
+	e := newEnvWith(t, func(ctx context.Context, reg *deploy.Registry) error {
+		_, err := reg.CreateTable(ctx, deploy.Table{Name: "t", Schema: *schemas.LogSchema(), FileAge: deploy.Duration(200 * time.Millisecond)})
+		return err
+	})
+	if err := e.bucket.Put(t.Context(), "_sluice/progress/p/s/3.json", []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	e.produce(20)
+	if _, err := e.reg.CreatePipeline(t.Context(), deploy.Pipeline{Name: "p", Stream: "s", Table: "t", BatchSize: 10, BatchWindow: deploy.Duration(20 * time.Millisecond)}); err != nil {
+		t.Fatal(err)
+	}
+	for p := range 3 {
+		waitFor(t, fmt.Sprintf("partition %d's 20 rows", p), func() bool { return e.rows(p) == 20 })
+	}
+	waitFor(t, "partition 3 stopped with the corrupt object named", func() bool {
+		s := e.status(3)
+		return s.State == processors.StateStopped && strings.Contains(s.LastError, "_sluice/progress/p/s/3.json") && strings.Contains(s.LastError, "delete it")
+	})
+	if n := e.rows(3); n != 0 {
+		t.Fatalf("partition 3 wrote %d rows past a corrupt progress object", n)
+	}
+}

@@ -116,6 +116,10 @@ func (r *runner) assign(ctx context.Context, offsets map[string]map[int32]kgo.Of
 	var errs []error
 	for range ids {
 		o := <-results
+		if errors.Is(o.err, sink.ErrCorruptProgress) {
+			r.startStopped(o.id, o.err)
+			continue
+		}
 		if o.err != nil {
 			errs = append(errs, o.err)
 			continue
@@ -134,7 +138,8 @@ func (r *runner) assign(ctx context.Context, offsets map[string]map[int32]kgo.Of
 // openParallel bounds the partitions assign opens at once.
 const openParallel = 16
 
-// open opens partition id's sink writer, retrying until ctx ends.
+// open opens partition id's sink writer, retrying until ctx ends or the
+// progress object turns out corrupt (sink.ErrCorruptProgress: no retry helps).
 func (r *runner) open(ctx context.Context, id int32) (*sink.Writer, int64, error) {
 	cfg := sink.Config{Bucket: r.bucket, Pipeline: r.p.Name, Stream: r.p.Stream, Partition: id,
 		Table: r.p.Table, Schema: r.p.Schema, FileBytes: r.p.FileBytes, FileAge: r.p.FileAge, FileIdle: r.p.FileIdle,
@@ -144,7 +149,7 @@ func (r *runner) open(ctx context.Context, id int32) (*sink.Writer, int64, error
 		if err == nil {
 			return w, next, nil
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, sink.ErrCorruptProgress) {
 			return nil, -1, fmt.Errorf("cannot open partition %d of pipeline %q: %w", id, r.p.Name, err)
 		}
 		r.log.Warn("cannot open partition; retrying", "partition", id, "err", err)
@@ -182,6 +187,32 @@ func (r *runner) start(id int32, w *sink.Writer, next int64) {
 	go func() {
 		defer close(run.done)
 		pt.run(ctx)
+	}()
+}
+
+// startStopped holds partition id, whose progress object is corrupt, as
+// stopped with err in its status: it is not fetched (its fetching is paused)
+// and nothing is written for it, while the pipeline's other partitions go on.
+// Once an operator removes the object, the partition's next assignment (a
+// restart of this worker, or a rebalance) opens it afresh.
+func (r *runner) startStopped(id int32, err error) {
+	r.log.Error("partition stopped", "partition", id, "err", err)
+	ctx, cancel := context.WithCancel(context.Background())
+	pause := func() { r.cl.PauseFetchPartitions(map[string][]int32{r.p.Stream: {id}}) }
+	pt := &partition{p: &r.p, id: id, log: r.log.With("partition", id),
+		in:     &inbox{wake: make(chan struct{}, 1), maxRecs: 1, maxBytes: 1, pause: pause, resume: func() {}},
+		status: PartitionStatus{Partition: id, State: StateStopped, LastError: err.Error(), Since: time.Now().UTC()}}
+	run := &running{pt: pt, drain: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+	r.mu.Lock()
+	r.parts[id] = run
+	r.mu.Unlock()
+	pause()
+	go func() {
+		defer close(run.done)
+		select {
+		case <-ctx.Done():
+		case <-run.drain:
+		}
 	}()
 }
 
@@ -272,7 +303,7 @@ func (r *runner) poll(ctx context.Context) {
 			r.mu.Lock()
 			run := r.parts[fp.Partition]
 			r.mu.Unlock()
-			if run == nil {
+			if run == nil || run.pt.w == nil { // none, or stopped (startStopped)
 				return
 			}
 			recs := make([]Record, len(fp.Records))

@@ -93,7 +93,7 @@ func loadProgress(ctx context.Context, b objstore.Bucket, key string) (*Progress
 	}
 	var p Progress
 	if err := json.Unmarshal(data, &p); err != nil {
-		return nil, "", fmt.Errorf("cannot decode progress %q (the object is corrupt; delete it to resume from the Kafka committed offset): %w", key, err)
+		return nil, "", fmt.Errorf("cannot decode progress %q (the object is corrupt; delete it to resume from the Kafka committed offset): %w: %w", key, ErrCorruptProgress, err)
 	}
 	return &p, version, nil
 }
@@ -130,6 +130,10 @@ func saveProgress(ctx context.Context, b objstore.Bucket, key string, p Progress
 // worker whose group session expired while it was stalled) and must stop
 // without writing or committing anything more.
 var ErrFenced = errors.New("fenced: another worker has claimed this partition")
+
+// ErrCorruptProgress marks a progress object that cannot be decoded: no retry
+// helps, an operator must remove it.
+var ErrCorruptProgress = errors.New("corrupt progress object")
 
 // claimProgress finishes or undoes an interrupted flush, then claims the
 // partition for a new writer by bumping its epoch. It returns the progress
