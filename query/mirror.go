@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sluice-dev/sluice/internal/objstore"
 )
@@ -35,6 +36,12 @@ type Mirror struct {
 	// Visible, if set, picks the keys a query reads from a table's listing
 	// (sink.Visible); the others are not downloaded.
 	Visible func(keys []string) []string
+	// Grace is how long a copy is kept after its object is gone (0: removed
+	// at once): a query that listed the copy just before may still be
+	// reading it. Set it to the longest a query runs.
+	Grace time.Duration
+
+	gone map[string]time.Time // local copies whose objects are gone, since when
 
 	mu sync.Mutex // one Sync at a time: concurrent queries share the work
 }
@@ -136,9 +143,30 @@ func (m *Mirror) fetch(ctx context.Context, key string) error {
 	return nil
 }
 
-// prune removes local copies whose objects are no longer listed, and
-// temporary files of downloads (none is running: Sync holds the lock).
+// Current drops from paths (local copies, as the catalog lists them) the
+// copies kept only for Grace: their objects are gone, so a new query must
+// not read them.
+func (m *Mirror) Current(paths []string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := paths[:0:0]
+	for _, p := range paths {
+		rel, err := filepath.Rel(m.Dir, p)
+		if _, gone := m.gone[filepath.ToSlash(rel)]; err == nil && gone {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// prune removes local copies whose objects have not been listed for Grace,
+// and temporary files of downloads (none is running: Sync holds the lock).
 func (m *Mirror) prune(prefix string, want map[string]bool) error {
+	if m.gone == nil {
+		m.gone = map[string]time.Time{}
+	}
+	now := time.Now()
 	root := filepath.Join(m.Dir, filepath.FromSlash(prefix))
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -148,7 +176,20 @@ func (m *Mirror) prune(prefix string, want map[string]bool) error {
 		if err != nil {
 			return err
 		}
-		if key := filepath.ToSlash(rel); !want[key] && !strings.HasPrefix(d.Name(), ".") || strings.HasPrefix(d.Name(), ".fetch-") {
+		if strings.HasPrefix(d.Name(), ".fetch-") {
+			return os.Remove(p)
+		}
+		key := filepath.ToSlash(rel)
+		if want[key] || strings.HasPrefix(d.Name(), ".") {
+			delete(m.gone, key)
+			return nil
+		}
+		since, ok := m.gone[key]
+		if !ok {
+			m.gone[key], since = now, now
+		}
+		if now.Sub(since) >= m.Grace {
+			delete(m.gone, key)
 			return os.Remove(p)
 		}
 		return nil

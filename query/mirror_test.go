@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-dev/sluice/internal/objstore"
 )
@@ -69,5 +70,45 @@ func TestMirrorSync(t *testing.T) {
 	}
 	if read("dt=2026-11-22/hour=01/s-0-0-9.parquet") != "<missing>" || read("dt=2026-11-22/hour=02/s-0-10-19.parquet") != "<missing>" || read("dt=2026-11-22/hour=01/s-0-0-19.parquet") != "ab" {
 		t.Fatal("mirror did not follow the replacement")
+	}
+}
+
+// TestMirrorGrace: a copy whose object is gone stays for Grace (a query
+// that listed it may still be reading it) but is no longer offered to new
+// queries (Current), and is removed after Grace.
+func TestMirrorGrace(t *testing.T) {
+	src, err := objstore.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	key := "tables/t/dt=2026-11-22/hour=01/s-0-0-9.parquet"
+	if err := src.Put(ctx, key, []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	m := &Mirror{Bucket: src, Dir: t.TempDir(), Grace: time.Hour}
+	if err := m.Sync(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	local := filepath.Join(m.Dir, filepath.FromSlash(key))
+	if got := m.Current([]string{local}); len(got) != 1 {
+		t.Fatalf("Current of a live copy: %v", got)
+	}
+	src.Delete(ctx, key)
+	if err := m.Sync(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(local); err != nil {
+		t.Fatal("the copy was removed within its grace period")
+	}
+	if got := m.Current([]string{local}); len(got) != 0 {
+		t.Fatalf("Current offers a copy whose object is gone: %v", got)
+	}
+	m.Grace = 0
+	if err := m.Sync(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(local); err == nil {
+		t.Fatal("the copy outlived its grace period")
 	}
 }

@@ -167,7 +167,7 @@ func up(c upConfig, log *slog.Logger) error {
 	if d, ok := bucket.(*objstore.Dir); ok {
 		cat.local = d
 	} else {
-		cat.mirror = &query.Mirror{Bucket: bucket, Dir: filepath.Join(c.data, "cache"), Visible: sink.Visible}
+		cat.mirror = &query.Mirror{Bucket: bucket, Dir: filepath.Join(c.data, "cache"), Visible: sink.Visible, Grace: c.queryTime}
 		cat.local = &objstore.Dir{Root: cat.mirror.Dir}
 	}
 	cat.dir = cat.local.Path("tables")
@@ -327,6 +327,9 @@ func (c catalog) Tables() []query.Table {
 			// Reading every file instead could show merged rows twice.
 			c.log.Warn("cannot list table files; not exposing the table", "table", t.Name, "err", err)
 			continue
+		}
+		if c.mirror != nil {
+			files = c.mirror.Current(files)
 		}
 		qt := query.Table{Name: t.Name, Dir: filepath.Join(c.dir, t.Name), Files: files}
 		for _, col := range t.Schema.FileColumns() {
