@@ -152,7 +152,9 @@ func (l *Log) Add(r Record, text []byte) {
 		switch {
 		case err == nil:
 		case errors.Is(err, kgo.ErrMaxBuffered):
-			l.dropped.Add(1)
+			if n := l.dropped.Add(1); n%errorLogEvery == 1 && l.log != nil {
+				l.log.Warn("dropping function logs: the broker does not keep up", "dropped", n)
+			}
 		default:
 			if n := l.failed.Add(1); n%errorLogEvery == 1 && l.log != nil {
 				l.log.Warn("cannot store function log", "function", r.Function, "failures", n, "err", err)
