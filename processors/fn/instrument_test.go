@@ -276,3 +276,16 @@ func TestWarmModuleWithoutMemoryIsRefused(t *testing.T) {
 		t.Fatalf("Load: %v", err)
 	}
 }
+
+// BenchmarkInstrument measures the rewrite of a Go module (a few MB), done
+// once per function version when it is loaded.
+func BenchmarkInstrument(b *testing.B) {
+	mod := buildCode(b, "./testdata/conform", targetWarm)
+	b.SetBytes(int64(len(mod)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := instrument(mod); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
