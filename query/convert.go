@@ -102,14 +102,25 @@ func typeOf(info duckdb.TypeInfo) duckdb.Type {
 	return info.InternalType()
 }
 
-func convertFloat(f float64, bits int) any {
+// NonFinite names NaN and the infinities as Postgres and JSON clients spell
+// them ("NaN", "Infinity", "-Infinity"); ok is false for a finite f.
+func NonFinite(f float64) (name string, ok bool) {
 	switch {
 	case math.IsNaN(f):
-		return "NaN"
+		return "NaN", true
 	case math.IsInf(f, 1):
-		return "Infinity"
+		return "Infinity", true
 	case math.IsInf(f, -1):
-		return "-Infinity"
+		return "-Infinity", true
+	}
+	return "", false
+}
+
+func convertFloat(f float64, bits int) any {
+	if name, ok := NonFinite(f); ok {
+		return name
+	}
+	switch {
 	case bits == 32:
 		// The shortest text that reads back as the same float32, not the
 		// float64 widening (0.1 rather than 0.10000000149011612).

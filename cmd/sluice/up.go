@@ -24,6 +24,7 @@ import (
 	"github.com/sluice-dev/sluice/processors"
 	"github.com/sluice-dev/sluice/processors/fnlog"
 	"github.com/sluice-dev/sluice/query"
+	"github.com/sluice-dev/sluice/query/pgwire"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/sink"
 )
@@ -32,6 +33,7 @@ type upConfig struct {
 	data        string
 	storage     string
 	listen      string
+	pgListen    string   // Postgres wire protocol (query role); "" or "off": none
 	kafkaListen string   // embedded broker (up)
 	brokers     []string // an external Kafka cluster (serve); none: embedded
 	roles       map[string]bool
@@ -51,6 +53,9 @@ func (c *upConfig) validate() error {
 		errs = append(errs, errors.New("--data must name a directory"))
 	}
 	addrs := map[string]string{"--listen": c.listen}
+	if c.pgEnabled() {
+		addrs["--pg-listen"] = c.pgListen
+	}
 	if len(c.brokers) == 0 {
 		addrs["--kafka-listen"] = c.kafkaListen
 	}
@@ -82,11 +87,16 @@ func (c *upConfig) validate() error {
 	return errors.Join(errs...)
 }
 
+func (c *upConfig) pgEnabled() bool {
+	return c.roles["query"] && c.pgListen != "" && c.pgListen != "off"
+}
+
 // commonFlags are the flags `up` and `serve` share.
 func commonFlags(fs *flag.FlagSet, c *upConfig) {
 	fs.StringVar(&c.data, "data", "./sluice-data", "data directory: Kafka log in DATA/kafka (up), tables and registry in DATA/objects, caches in DATA/cache")
 	fs.StringVar(&c.storage, "storage", "", "object storage for tables, registry and progress: a directory or s3://bucket/prefix?endpoint=host:port&path_style=true&insecure=true (default DATA/objects)")
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "HTTP address of the ingest, admin and query APIs")
+	fs.StringVar(&c.pgListen, "pg-listen", "127.0.0.1:5433", `Postgres wire protocol address for psql and SQL drivers (query role; no authentication); "off" disables it`)
 	fs.StringVar(&c.queryMemory, "query-memory", "1GB", "DuckDB memory limit for all queries together")
 	fs.DurationVar(&c.queryTime, "query-timeout", time.Minute, "longest a query may run")
 	fs.StringVar(&c.budget, "memory-budget", "512MiB", "rows buffered by all pipelines together before files are written early")
@@ -212,6 +222,7 @@ func up(c upConfig, log *slog.Logger) error {
 		return flog.Tail(ctx, name, limit)
 	}}
 
+	var upAttrs []any // for the "sluice is up" line
 	if c.roles["query"] {
 		cat.reg = reg
 		if err := os.MkdirAll(cat.dir, 0o755); err != nil {
@@ -226,6 +237,16 @@ func up(c upConfig, log *slog.Logger) error {
 		}
 		defer stopStep(log, "query engine", func() { qe.Close() })
 		mux.Handle("/v1/query", qe.Handler())
+		if c.pgEnabled() {
+			pgln, err := net.Listen("tcp", c.pgListen)
+			if err != nil {
+				return fmt.Errorf("cannot listen on %s (change --pg-listen, or \"off\"): %w", c.pgListen, err)
+			}
+			pg := &pgwire.Server{Engine: qe, Log: log}
+			go pg.Serve(pgln)
+			defer stopStep(log, "postgres listener", func() { pg.Close() })
+			upAttrs = append(upAttrs, "postgres", pgln.Addr().String())
+		}
 	}
 
 	if c.roles["worker"] {
@@ -269,8 +290,9 @@ func up(c upConfig, log *slog.Logger) error {
 		srv.Shutdown(ctx)
 	})
 
-	log.Info("sluice is up", "http", "http://"+ln.Addr().String(), "kafka", strings.Join(brokers, ","),
-		"roles", roleList(c.roles), "data", c.data, "took", time.Since(start).Round(time.Millisecond))
+	upAttrs = append([]any{"http", "http://" + ln.Addr().String()}, upAttrs...)
+	log.Info("sluice is up", append(upAttrs, "kafka", strings.Join(brokers, ","),
+		"roles", roleList(c.roles), "data", c.data, "took", time.Since(start).Round(time.Millisecond))...)
 	waitForSignal(log)
 	return nil
 }

@@ -64,6 +64,7 @@ type Server struct {
 	Data      string
 	HTTPAddr  string
 	KafkaAddr string
+	PGAddr    string // Postgres wire protocol (--pg-listen)
 	cmd       *exec.Cmd
 	log       *syncWriter
 	exited    chan struct{}
@@ -106,8 +107,11 @@ func Serve(t testing.TB, data string, env []string, extra ...string) *Server {
 // start starts one `sluice up` or `sluice serve` and waits until it
 // answers; it returns an error if the process exits first.
 func start(t testing.TB, cmd, data string, env, extra []string) (*Server, error) {
-	s := &Server{t: t, Data: data, HTTPAddr: FreeAddr(t), log: &syncWriter{}, exited: make(chan struct{})}
-	args := []string{cmd, "--data", data, "--listen", s.HTTPAddr}
+	s := &Server{t: t, Data: data, HTTPAddr: FreeAddr(t), PGAddr: FreeAddr(t), log: &syncWriter{}, exited: make(chan struct{})}
+	// Every server gets its own Postgres port: the default one would be
+	// shared by all tests (and CI runs in parallel). A later --pg-listen
+	// in extra overrides it.
+	args := []string{cmd, "--data", data, "--listen", s.HTTPAddr, "--pg-listen", s.PGAddr}
 	if cmd == "up" {
 		s.KafkaAddr = FreeAddr(t)
 		args = append(args, "--kafka-listen", s.KafkaAddr)
