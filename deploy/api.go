@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 )
 
 // API serves the admin endpoints:
@@ -25,8 +26,9 @@ type API struct {
 	// Status reports a pipeline's partitions; nil when this process runs no
 	// workers.
 	Status func(ctx context.Context, pipeline string) (any, error)
-	// Logs returns a function's last log lines (nil: none are kept).
-	Logs func(ctx context.Context, function string, limit int) (any, error)
+	// Logs returns a function's last log lines, only those after since if
+	// it is not zero (nil: none are kept).
+	Logs func(ctx context.Context, function string, limit int, since time.Time) (any, error)
 }
 
 // MaxAdminBody bounds an admin request body.
@@ -160,10 +162,19 @@ func (a *API) logs(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
+	var since time.Time
+	if s := r.URL.Query().Get("since"); s != "" {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("since must be an RFC 3339 time (a line's \"time\"), got %q", s))
+			return
+		}
+		since = t
+	}
 	var lines any = []any{}
 	if a.Logs != nil {
 		var err error
-		if lines, err = a.Logs(r.Context(), name, limit); err != nil {
+		if lines, err = a.Logs(r.Context(), name, limit, since); err != nil {
 			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("cannot read the logs of function %q: %v", name, err))
 			return
 		}

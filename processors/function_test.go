@@ -153,7 +153,7 @@ func TestPoisonPillAndAliasMove(t *testing.T) {
 	// (freshness), and nothing after it.
 	waitFor(t, "partition 2's 10 rows before the poison pill", func() bool { return e.rows(2) == 10 })
 	waitFor(t, "the poison pill's stderr in the function logs, with partition, version and pipeline", func() bool {
-		logs, err := e.engine.Logs.Tail(t.Context(), "f", 100)
+		logs, err := e.engine.Logs.Tail(t.Context(), "f", 100, time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}

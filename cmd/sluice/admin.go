@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sluice-dev/sluice/deploy"
 	"github.com/sluice-dev/sluice/schemas"
@@ -23,37 +24,88 @@ type admin struct{ server string }
 
 // call sends body (JSON-encoded if not nil) and prints the JSON answer.
 func (a admin) call(method, path string, body any) error {
+	data, err := a.do(method, path, body)
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(data)
+	return err
+}
+
+// do sends a request with body as JSON and returns the answer's body, or
+// the error the answer carries.
+func (a admin) do(method, path string, body any) ([]byte, error) {
 	var rd io.Reader
 	if body != nil {
 		data, err := json.Marshal(body)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rd = bytes.NewReader(data)
 	}
 	req, err := http.NewRequest(method, strings.TrimRight(a.server, "/")+path, rd)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach sluice server %s (set --server or SLUICE_SERVER): %w", a.server, err)
+		return nil, fmt.Errorf("cannot reach sluice server %s (set --server or SLUICE_SERVER): %w", a.server, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if resp.StatusCode >= 300 {
 		var e struct{ Error string }
 		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return errors.New(e.Error)
+			return nil, errors.New(e.Error)
 		}
-		return fmt.Errorf("%s: %s", resp.Status, data)
+		return nil, fmt.Errorf("%s: %s", resp.Status, data)
 	}
-	_, err = os.Stdout.Write(data)
-	return err
+	return data, nil
+}
+
+// followLogs prints the lines of path (a function's logs), then every
+// interval the lines written since the last one printed, one JSON object per
+// line, until it fails or the process is interrupted.
+func (a admin) followLogs(path string, out io.Writer, interval time.Duration) error {
+	var since string
+	for {
+		p := path
+		if since != "" {
+			p += "&since=" + url.QueryEscape(since)
+		}
+		var lines []json.RawMessage
+		if err := a.get(p, &lines); err != nil {
+			return err
+		}
+		for _, l := range lines {
+			var t struct{ Time string }
+			if json.Unmarshal(l, &t) == nil && t.Time != "" {
+				since = t.Time
+			}
+			var compact bytes.Buffer
+			if err := json.Compact(&compact, l); err != nil {
+				return err
+			}
+			compact.WriteByte('\n')
+			if _, err := out.Write(compact.Bytes()); err != nil {
+				return err
+			}
+		}
+		time.Sleep(interval)
+	}
+}
+
+// get decodes the JSON answer of GET path into v.
+func (a admin) get(path string, v any) error {
+	data, err := a.do("GET", path, nil)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, v)
 }
 
 // command is a subcommand's flags and positional arguments.
@@ -286,11 +338,16 @@ func fnCommands() func([]string) error {
 	verbs["logs"] = func(args []string) error {
 		c := newCommand("fn logs")
 		limit := c.fs.Int("limit", 100, "most recent lines to show")
-		pos, err := c.parse(args, 1, "fn logs NAME [--limit N]")
+		follow := c.fs.Bool("follow", false, "then keep printing new lines, one JSON object per line, until interrupted")
+		pos, err := c.parse(args, 1, "fn logs NAME [--limit N] [--follow]")
 		if err != nil {
 			return err
 		}
-		return c.admin().call("GET", fmt.Sprintf("/v1/functions/%s/logs?limit=%d", url.PathEscape(pos[0]), *limit), nil)
+		path := fmt.Sprintf("/v1/functions/%s/logs?limit=%d", url.PathEscape(pos[0]), *limit)
+		if *follow {
+			return c.admin().followLogs(path, os.Stdout, time.Second)
+		}
+		return c.admin().call("GET", path, nil)
 	}
 	return subcommands("fn", verbs)
 }

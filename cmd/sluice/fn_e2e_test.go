@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -204,5 +205,61 @@ func TestFunctionLogsAcrossWorkersAndRestarts(t *testing.T) {
 	check(s)
 	w.Stop()
 	s.Stop()
-	check(e2e.Up(t, data))
+	s = e2e.Up(t, data)
+	check(s)
+
+	// --follow prints the last lines, then the new ones as they are written,
+	// each once.
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	follow := exec.CommandContext(ctx, e2e.Binary(t), "fn", "logs", "chatty", "--follow", "--limit", "5", "--server", s.URL())
+	stdout, err := follow.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer follow.Wait()
+	defer cancel()
+	printed := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			printed <- sc.Text()
+		}
+		close(printed)
+	}()
+	seen := map[string]bool{}
+	next := func() string {
+		select {
+		case l, ok := <-printed:
+			if !ok {
+				t.Fatal("sluice fn logs --follow ended")
+			}
+			if seen[l] {
+				t.Fatalf("--follow printed a line twice: %s", l)
+			}
+			seen[l] = true
+			return l
+		case <-ctx.Done():
+			t.Fatal("timed out waiting for --follow to print")
+		}
+		return ""
+	}
+	for range 5 {
+		next()
+	}
+	for i := range 3 {
+		rec := fmt.Sprintf(`{"op":"log","k":"late%d"}`+"\n", i)
+		if status, body := s.Post("/v1/streams/chat/records?key=k", "application/x-ndjson", []byte(rec), nil); status != 200 {
+			t.Fatalf("ingest: %d %s", status, body)
+		}
+	}
+	for range 3 {
+		var l line
+		if err := json.Unmarshal([]byte(next()), &l); err != nil || !strings.HasPrefix(l.Line, "log at offset ") {
+			t.Fatalf("--follow printed %+v (%v)", l, err)
+		}
+	}
 }

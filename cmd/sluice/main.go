@@ -27,7 +27,7 @@ Usage:
   sluice fn deploy NAME --runtime wasm|exec --code PATH [--memory SIZE] [--timeout DUR] [--env K=V ...]
   sluice fn publish NAME
   sluice fn alias NAME ALIAS --version N
-  sluice fn logs NAME [--limit N]
+  sluice fn logs NAME [--limit N] [--follow]
   sluice stream|table|pipeline|fn list | show NAME
 
 Client commands talk to --server (default $SLUICE_SERVER, else http://127.0.0.1:8080).

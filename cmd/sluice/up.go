@@ -218,8 +218,8 @@ func up(c upConfig, log *slog.Logger) error {
 	}
 	defer stopStep(log, "function logs", flog.Close)
 	mux := http.NewServeMux()
-	api := &deploy.API{Reg: reg, Logs: func(ctx context.Context, name string, limit int) (any, error) {
-		return flog.Tail(ctx, name, limit)
+	api := &deploy.API{Reg: reg, Logs: func(ctx context.Context, name string, limit int, since time.Time) (any, error) {
+		return flog.Tail(ctx, name, limit, since)
 	}}
 
 	var upAttrs []any // for the "sluice is up" line

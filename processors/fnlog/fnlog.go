@@ -52,6 +52,10 @@ const MaxScanRecords = 200_000
 // scanWindow is how many records Tail reads per step backwards.
 const scanWindow = 2_000
 
+// MaxClockSkew is how far out of order the times of log records written by
+// different workers may be; Tail with since looks this much further back.
+const MaxClockSkew = 10 * time.Second
+
 // readTimeout bounds one Tail.
 const readTimeout = 30 * time.Second
 
@@ -147,7 +151,7 @@ func (l *Log) Add(r Record, text []byte) {
 	if err != nil { // cannot happen: strings and numbers only
 		return
 	}
-	rec := &kgo.Record{Key: []byte(r.Function), Value: value, Timestamp: r.Time}
+	rec := &kgo.Record{Key: []byte(r.Function), Value: value} // timestamped when produced: kgo times out delivery from it
 	l.cl.TryProduce(context.Background(), rec, func(_ *kgo.Record, err error) {
 		switch {
 		case err == nil:
@@ -164,8 +168,10 @@ func (l *Log) Add(r Record, text []byte) {
 }
 
 // Tail returns the last n lines of function, oldest first (see the package
-// comment for how far it looks).
-func (l *Log) Tail(ctx context.Context, function string, n int) ([]Line, error) {
+// comment for how far it looks). With since not zero, only lines written
+// after it, and the scan stops at records older than since by more than
+// MaxClockSkew: that is how `sluice fn logs --follow` polls cheaply.
+func (l *Log) Tail(ctx context.Context, function string, n int, since time.Time) ([]Line, error) {
 	if n <= 0 {
 		return []Line{}, nil
 	}
@@ -179,7 +185,7 @@ func (l *Log) Tail(ctx context.Context, function string, n int) ([]Line, error) 
 	count, scanned := 0, int64(0)
 	for end > start && count < n && scanned < MaxScanRecords {
 		from := max(start, end-scanWindow)
-		lines, err := l.read(ctx, function, from, end)
+		lines, oldest, err := l.read(ctx, function, from, end, since)
 		if err != nil {
 			if len(found) > 0 && ctx.Err() != nil {
 				break // out of time: show what was found
@@ -190,6 +196,9 @@ func (l *Log) Tail(ctx context.Context, function string, n int) ([]Line, error) 
 		count += len(lines)
 		scanned += end - from
 		end = from
+		if !since.IsZero() && oldest.Before(since.Add(-MaxClockSkew)) {
+			break // older windows hold older records
+		}
 	}
 	out := make([]Line, 0, min(count, n))
 	for i := len(found) - 1; i >= 0; i-- {
@@ -220,30 +229,30 @@ func (l *Log) bounds(ctx context.Context) (start, end int64, err error) {
 	return s.Offset, e.Offset, nil
 }
 
-// read returns function's lines in the records at offsets from..end-1.
-func (l *Log) read(ctx context.Context, function string, from, end int64) ([]Line, error) {
+// read returns function's lines in the records at offsets from..end-1
+// written after since, and the oldest time of any record there.
+func (l *Log) read(ctx context.Context, function string, from, end int64, since time.Time) (lines []Line, oldest time.Time, err error) {
 	cl, err := kafkax.NewClient(l.brokers,
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{Topic: {0: kgo.NewOffset().At(from)}}),
 		kgo.FetchMaxWait(500*time.Millisecond),
 		kgo.FetchMaxBytes(16<<20),
 	)
 	if err != nil {
-		return nil, err
+		return nil, oldest, err
 	}
 	defer cl.Close()
-	var lines []Line
 	for next := from; next < end; {
 		fetches := cl.PollFetches(ctx)
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 			end = min(end, p.HighWatermark) // records deleted meanwhile: stop at what is there
 		})
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("cannot read function logs: %w", err)
+			return nil, oldest, fmt.Errorf("cannot read function logs: %w", err)
 		}
 		var ferr error
 		fetches.EachError(func(_ string, _ int32, err error) { ferr = err })
 		if ferr != nil {
-			return nil, fmt.Errorf("cannot read function logs at offset %d: %w", next, ferr)
+			return nil, oldest, fmt.Errorf("cannot read function logs at offset %d: %w", next, ferr)
 		}
 		fetches.EachRecord(func(rec *kgo.Record) {
 			if rec.Offset >= end { // past the window (or reset past it: retention)
@@ -251,12 +260,15 @@ func (l *Log) read(ctx context.Context, function string, from, end int64) ([]Lin
 				return
 			}
 			next = rec.Offset + 1
+			if oldest.IsZero() || rec.Timestamp.Before(oldest) {
+				oldest = rec.Timestamp
+			}
 			if string(rec.Key) != function {
 				return
 			}
 			var r Record
-			if json.Unmarshal(rec.Value, &r) != nil {
-				return // not ours: skip
+			if json.Unmarshal(rec.Value, &r) != nil || !r.Time.After(since) {
+				return // not ours, or not new: skip
 			}
 			for _, line := range r.Lines {
 				lines = append(lines, Line{Time: r.Time, Function: r.Function, Version: r.Version, Pipeline: r.Pipeline,
@@ -264,5 +276,5 @@ func (l *Log) read(ctx context.Context, function string, from, end int64) ([]Lin
 			}
 		})
 	}
-	return lines, nil
+	return lines, oldest, nil
 }

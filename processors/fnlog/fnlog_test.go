@@ -32,7 +32,7 @@ func waitTail(t *testing.T, l *Log, function string, n, want int) []Line {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		lines, err := l.Tail(context.Background(), function, n)
+		lines, err := l.Tail(context.Background(), function, n, time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -103,5 +103,22 @@ func BenchmarkAdd(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		l.Add(Record{Function: "f", Version: "1", Partition: 2, FirstOffset: int64(i), LastOffset: int64(i)}, text)
+	}
+}
+
+// TestTailSince: with since, only lines written after it come back (what
+// `sluice fn logs --follow` polls with).
+func TestTailSince(t *testing.T) {
+	l := open(t, cluster(t))
+	t0 := time.Date(2026, 11, 22, 6, 0, 0, 0, time.UTC) // any time: the line's own, not the broker's
+	l.Add(Record{Function: "f", Time: t0}, []byte("old"))
+	l.Add(Record{Function: "f", Time: t0.Add(time.Millisecond)}, []byte("new\nnewer"))
+	waitTail(t, l, "f", 10, 3)
+	got, err := l.Tail(context.Background(), "f", 10, t0)
+	if err != nil || len(got) != 2 || got[0].Line != "new" || got[1].Line != "newer" {
+		t.Fatalf("since %v: %+v, %v", t0, got, err)
+	}
+	if got, err := l.Tail(context.Background(), "f", 10, t0.Add(time.Millisecond)); err != nil || len(got) != 0 {
+		t.Fatalf("since the last line: %+v, %v", got, err)
 	}
 }
