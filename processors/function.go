@@ -56,12 +56,12 @@ func (f *Function) Process(ctx context.Context, b *Batch) ([]schemas.Row, error)
 		var ie *fn.InvokeError
 		if errors.As(err, &ie) {
 			f.lastLog = ie.Log
-			f.Logs.Add(f.logRecord(b), ie.Log)
+			f.Logs.Add(f.logSource(b), ie.Log)
 		}
 		return nil, fmt.Errorf("function %s (version %s) failed on offsets %d..%d: %w", f.Ref, f.version, b.First(), b.Last(), err)
 	}
 	f.lastLog = nil
-	f.Logs.Add(f.logRecord(b), res.Log)
+	f.Logs.Add(f.logSource(b), res.Log)
 	last := b.Records[len(b.Records)-1]
 	meta := schemas.Meta{Stream: b.Stream, Partition: b.Partition, Offset: last.Offset, Key: last.Key, Timestamp: last.Timestamp}
 	rows := make([]schemas.Row, 0, len(res.Rows))
@@ -75,9 +75,9 @@ func (f *Function) Process(ctx context.Context, b *Batch) ([]schemas.Row, error)
 	return rows, nil
 }
 
-func (f *Function) logRecord(b *Batch) fnlog.Record {
+func (f *Function) logSource(b *Batch) fnlog.Source {
 	name, _ := deploy.SplitQualifier(f.Ref)
-	return fnlog.Record{Function: name, Version: f.version, Pipeline: f.Pipeline, Partition: b.Partition, FirstOffset: b.First(), LastOffset: b.Last()}
+	return fnlog.Source{Function: name, Version: f.version, Pipeline: f.Pipeline, Partition: b.Partition, FirstOffset: b.First(), LastOffset: b.Last()}
 }
 
 // prepare resolves the qualifier and, if it names another config than the

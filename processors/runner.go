@@ -198,16 +198,15 @@ func (r *runner) start(id int32, w *sink.Writer, next int64) {
 func (r *runner) startStopped(id int32, err error) {
 	r.log.Error("partition stopped", "partition", id, "err", err)
 	ctx, cancel := context.WithCancel(context.Background())
-	pause := func() { r.cl.PauseFetchPartitions(map[string][]int32{r.p.Stream: {id}}) }
+	// No writer and no inbox: poll hands such a partition no records.
 	pt := &partition{p: &r.p, id: id, log: r.log.With("partition", id),
-		in:     &inbox{wake: make(chan struct{}, 1), maxRecs: 1, maxBytes: 1, pause: pause, resume: func() {}},
 		status: PartitionStatus{Partition: id, State: StateStopped, LastError: err.Error(), Since: time.Now().UTC()}}
 	run := &running{pt: pt, drain: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
 	r.mu.Lock()
 	r.parts[id] = run
 	r.mu.Unlock()
-	pause()
-	go func() {
+	r.cl.PauseFetchPartitions(map[string][]int32{r.p.Stream: {id}})
+	go func() { // until stop: what stop waits for
 		defer close(run.done)
 		select {
 		case <-ctx.Done():

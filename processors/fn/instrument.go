@@ -88,11 +88,14 @@ type moduleFacts struct {
 }
 
 // instrument returns module with the interrupt checks described above. It
-// does not validate the module beyond what it must read; the compiler does
-// that afterwards.
+// checks what CheckModule checks, and does not validate the module beyond
+// that and what it must read; the compiler does that afterwards.
 func instrument(module []byte) ([]byte, error) {
 	secs, err := readModule(module)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkImports(secs); err != nil {
 		return nil, err
 	}
 	facts, err := readFacts(secs)
@@ -158,12 +161,18 @@ func readFacts(secs []section) (moduleFacts, error) {
 		r := reader{b: s.body}
 		switch s.id {
 		case secImport:
-			globals, memories, err := countImports(s.body)
+			imports, err := readImports(s.body)
 			if err != nil {
-				return f, fmt.Errorf("cannot read import section: %w", err)
+				return f, err
 			}
-			f.globals += globals
-			f.memories += memories
+			for _, im := range imports {
+				switch im.kind {
+				case 0x02:
+					f.memories++
+				case 0x03:
+					f.globals++
+				}
+			}
 		case secGlobal:
 			f.globals += int(r.u32())
 		case secMemory:
@@ -217,21 +226,27 @@ func isDebugSection(body []byte) bool {
 	return r.err == nil && strings.HasPrefix(string(name), ".debug_")
 }
 
-// countImports counts the imports of kind global and memory.
-func countImports(b []byte) (globals, memories int, err error) {
+// importEntry is one import: its module, name and kind (0 function,
+// 1 table, 2 memory, 3 global, 4 tag).
+type importEntry struct {
+	module, name string
+	kind         byte
+}
+
+// readImports reads an import section.
+func readImports(b []byte) ([]importEntry, error) {
 	r := reader{b: b}
 	n := r.u32()
+	var out []importEntry
 	for k := uint32(0); k < n && r.err == nil; k++ {
-		r.bytes(int(r.u32())) // module
-		r.bytes(int(r.u32())) // name
-		switch r.skipImportDesc() {
-		case 0x02:
-			memories++
-		case 0x03:
-			globals++
-		}
+		module := string(r.bytes(int(r.u32())))
+		name := string(r.bytes(int(r.u32())))
+		out = append(out, importEntry{module: module, name: name, kind: r.skipImportDesc()})
 	}
-	return globals, memories, r.err
+	if r.err != nil {
+		return nil, fmt.Errorf("cannot read import section: %w", r.err)
+	}
+	return out, nil
 }
 
 // skipImportDesc reads an import's kind and description; it returns the kind.
@@ -588,22 +603,23 @@ func CheckModule(module []byte) error {
 	if err != nil {
 		return err
 	}
+	return checkImports(secs)
+}
+
+// checkImports refuses imports from anything but WASI preview1.
+func checkImports(secs []section) error {
 	for _, s := range secs {
 		if s.id != secImport {
 			continue
 		}
-		r := reader{b: s.body}
-		n := r.u32()
-		for k := uint32(0); k < n && r.err == nil; k++ {
-			mod := string(r.bytes(int(r.u32())))
-			name := string(r.bytes(int(r.u32())))
-			r.skipImportDesc()
-			if r.err == nil && mod != wasiModule {
-				return fmt.Errorf("the module imports %s.%s, but sluice provides only %s (AssemblyScript: replace env.abort with asc's --use abort=...)", mod, name, wasiModule)
-			}
+		imports, err := readImports(s.body)
+		if err != nil {
+			return err
 		}
-		if r.err != nil {
-			return fmt.Errorf("cannot read import section: %w", r.err)
+		for _, im := range imports {
+			if im.module != wasiModule {
+				return fmt.Errorf("the module imports %s.%s, but sluice provides only %s (AssemblyScript: replace env.abort with asc's --use abort=...)", im.module, im.name, wasiModule)
+			}
 		}
 	}
 	return nil

@@ -72,13 +72,13 @@ func (h *Host) compileWasm(ctx context.Context, key loadKey, code []byte) (*wasm
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckModule(code); err != nil {
-		return nil, fmt.Errorf("cannot load wasm module: %w", err)
+	if h.noInterrupt {
+		err = CheckModule(code)
+	} else {
+		code, err = instrument(code) // checks as CheckModule does
 	}
-	if !h.noInterrupt {
-		if code, err = instrument(code); err != nil {
-			return nil, fmt.Errorf("cannot load wasm module: %w", err)
-		}
+	if err != nil {
+		return nil, fmt.Errorf("cannot load wasm module: %w", err)
 	}
 	cm, err := r.CompileModule(ctx, code)
 	if err != nil {

@@ -59,8 +59,8 @@ const MaxClockSkew = 10 * time.Second
 // readTimeout bounds one Tail.
 const readTimeout = 30 * time.Second
 
-// Record is one batch's log, as stored.
-type Record struct {
+// Source is where a batch's log came from (and when: Add sets Time if zero).
+type Source struct {
 	Time        time.Time `json:"time"`
 	Function    string    `json:"function"`
 	Version     string    `json:"version"`
@@ -68,20 +68,19 @@ type Record struct {
 	Partition   int32     `json:"partition"`
 	FirstOffset int64     `json:"first_offset"`
 	LastOffset  int64     `json:"last_offset"`
-	Lines       []string  `json:"lines"`
+}
+
+// Record is one batch's log, as stored: the value of a record of Topic.
+type Record struct {
+	Source
+	Lines []string `json:"lines"`
 }
 
 // Line is one line a function wrote, with where it came from: what Tail
 // returns and the API shows.
 type Line struct {
-	Time        time.Time `json:"time"`
-	Function    string    `json:"function"`
-	Version     string    `json:"version"`
-	Pipeline    string    `json:"pipeline,omitempty"`
-	Partition   int32     `json:"partition"`
-	FirstOffset int64     `json:"first_offset"`
-	LastOffset  int64     `json:"last_offset"`
-	Line        string    `json:"line"`
+	Source
+	Line string `json:"line"`
 }
 
 // Log writes and reads function logs. Safe for concurrent use.
@@ -136,14 +135,15 @@ func (l *Log) Dropped() int64 { return l.dropped.Load() }
 
 // Add stores one batch's log (text: its stderr, split into lines here). An
 // empty text stores nothing. It does not wait for the broker.
-func (l *Log) Add(r Record, text []byte) {
+func (l *Log) Add(src Source, text []byte) {
 	text = bytes.TrimRight(text, "\n")
 	if l == nil || len(text) == 0 {
 		return
 	}
-	if r.Time.IsZero() {
-		r.Time = time.Now().UTC()
+	if src.Time.IsZero() {
+		src.Time = time.Now().UTC()
 	}
+	r := Record{Source: src}
 	for _, line := range bytes.Split(text, []byte("\n")) {
 		r.Lines = append(r.Lines, string(line))
 	}
@@ -271,8 +271,7 @@ func (l *Log) read(ctx context.Context, function string, from, end int64, since 
 				return // not ours, or not new: skip
 			}
 			for _, line := range r.Lines {
-				lines = append(lines, Line{Time: r.Time, Function: r.Function, Version: r.Version, Pipeline: r.Pipeline,
-					Partition: r.Partition, FirstOffset: r.FirstOffset, LastOffset: r.LastOffset, Line: line})
+				lines = append(lines, Line{Source: r.Source, Line: line})
 			}
 		})
 	}

@@ -52,11 +52,11 @@ func waitTail(t *testing.T, l *Log, function string, n, want int) []Line {
 func TestTailAcrossWorkersAndRestarts(t *testing.T) {
 	brokers := cluster(t)
 	a, b := open(t, brokers), open(t, brokers)
-	a.Add(Record{Function: "f", Version: "1", Pipeline: "p", Partition: 0, FirstOffset: 0, LastOffset: 9}, []byte("one\ntwo\n"))
-	a.Add(Record{Function: "g", Version: "$LATEST", Partition: 1}, []byte("other function\n"))
-	a.Add(Record{Function: "f", Partition: 0}, nil) // nothing to keep
+	a.Add(Source{Function: "f", Version: "1", Pipeline: "p", Partition: 0, FirstOffset: 0, LastOffset: 9}, []byte("one\ntwo\n"))
+	a.Add(Source{Function: "g", Version: "$LATEST", Partition: 1}, []byte("other function\n"))
+	a.Add(Source{Function: "f", Partition: 0}, nil) // nothing to keep
 	a.Close()
-	b.Add(Record{Function: "f", Version: "2", Partition: 3, FirstOffset: 10, LastOffset: 19}, []byte("three"))
+	b.Add(Source{Function: "f", Version: "2", Partition: 3, FirstOffset: 10, LastOffset: 19}, []byte("three"))
 	b.Close()
 
 	c := open(t, brokers)
@@ -83,11 +83,11 @@ func TestTailAcrossWorkersAndRestarts(t *testing.T) {
 // behind many windows of another function's.
 func TestTailLooksBackPastOtherFunctions(t *testing.T) {
 	l := open(t, cluster(t))
-	l.Add(Record{Function: "quiet"}, []byte("early"))
+	l.Add(Source{Function: "quiet"}, []byte("early"))
 	for i := 0; i < 3*scanWindow; i++ {
-		l.Add(Record{Function: "chatty", FirstOffset: int64(i)}, []byte(fmt.Sprint("line ", i)))
+		l.Add(Source{Function: "chatty", FirstOffset: int64(i)}, []byte(fmt.Sprint("line ", i)))
 	}
-	l.Add(Record{Function: "quiet"}, []byte("late"))
+	l.Add(Source{Function: "quiet"}, []byte("late"))
 	if got := waitTail(t, l, "quiet", 5, 2); got[0].Line != "early" || got[1].Line != "late" {
 		t.Fatalf("got %+v", got)
 	}
@@ -102,7 +102,7 @@ func BenchmarkAdd(b *testing.B) {
 	text := []byte("a log line of moderate length, as functions write them\nand a second one\n")
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		l.Add(Record{Function: "f", Version: "1", Partition: 2, FirstOffset: int64(i), LastOffset: int64(i)}, text)
+		l.Add(Source{Function: "f", Version: "1", Partition: 2, FirstOffset: int64(i), LastOffset: int64(i)}, text)
 	}
 }
 
@@ -111,8 +111,8 @@ func BenchmarkAdd(b *testing.B) {
 func TestTailSince(t *testing.T) {
 	l := open(t, cluster(t))
 	t0 := time.Date(2026, 11, 22, 6, 0, 0, 0, time.UTC) // any time: the line's own, not the broker's
-	l.Add(Record{Function: "f", Time: t0}, []byte("old"))
-	l.Add(Record{Function: "f", Time: t0.Add(time.Millisecond)}, []byte("new\nnewer"))
+	l.Add(Source{Function: "f", Time: t0}, []byte("old"))
+	l.Add(Source{Function: "f", Time: t0.Add(time.Millisecond)}, []byte("new\nnewer"))
 	waitTail(t, l, "f", 10, 3)
 	got, err := l.Tail(context.Background(), "f", 10, t0)
 	if err != nil || len(got) != 2 || got[0].Line != "new" || got[1].Line != "newer" {
