@@ -82,24 +82,12 @@ func TestLogBehindTableStopsPartition(t *testing.T) {
 // files take the names of the rolled-back ones (sink.Replay); then batching
 // goes on as usual. Batches of 7 would otherwise end at 6, 13, 20, ...
 func TestReplayRepeatsRolledBackFlush(t *testing.T) {
-	e := newEnvWith(t, func(ctx context.Context, reg *deploy.Registry) error {
-		_, err := reg.CreateTable(ctx, deploy.Table{Name: "t", Schema: *schemas.LogSchema(), FileAge: deploy.Duration(200 * time.Millisecond)})
-		return err
+	e := newEnvFromProgress(t, 7, 50, map[int32]string{
+		0: `{"next":0,"epoch":1,"pending":{"next":20,"files":["tables/t/dt=2026-11-22/hour=03/s-0-0-19.parquet"]}}`,
+		// Partition 1's rolled-back flush started at offset 5, but the log now
+		// starts at 0 (records were lost or replaced): it cannot be repeated.
+		1: `{"next":0,"epoch":1,"pending":{"next":20,"files":["tables/t/dt=2026-11-22/hour=03/s-1-5-19.parquet"]}}`,
 	})
-	zombie := `{"next":0,"epoch":1,"pending":{"next":20,"files":["tables/t/dt=2026-11-22/hour=03/s-0-0-19.parquet"]}}`
-	if err := e.bucket.Put(t.Context(), "_sluice/progress/p/s/0.json", []byte(zombie)); err != nil {
-		t.Fatal(err)
-	}
-	// Partition 1's rolled-back flush started at offset 5, but the log now
-	// starts at 0 (records were lost or replaced): it cannot be repeated.
-	lost := `{"next":0,"epoch":1,"pending":{"next":20,"files":["tables/t/dt=2026-11-22/hour=03/s-1-5-19.parquet"]}}`
-	if err := e.bucket.Put(t.Context(), "_sluice/progress/p/s/1.json", []byte(lost)); err != nil {
-		t.Fatal(err)
-	}
-	e.produce(50)
-	if _, err := e.reg.CreatePipeline(t.Context(), deploy.Pipeline{Name: "p", Stream: "s", Table: "t", BatchSize: 7, BatchWindow: deploy.Duration(20 * time.Millisecond)}); err != nil {
-		t.Fatal(err)
-	}
 	for p := range 4 {
 		waitFor(t, fmt.Sprintf("partition %d's 50 rows", p), func() bool { return e.rows(p) == 50 })
 	}
@@ -136,17 +124,7 @@ func TestReplayRepeatsRolledBackFlush(t *testing.T) {
 // object cannot be decoded shows as stopped, with the object and what to do
 // in its error, while the pipeline's other partitions are read and written.
 func TestCorruptProgressStopsOnlyItsPartition(t *testing.T) {
-	e := newEnvWith(t, func(ctx context.Context, reg *deploy.Registry) error {
-		_, err := reg.CreateTable(ctx, deploy.Table{Name: "t", Schema: *schemas.LogSchema(), FileAge: deploy.Duration(200 * time.Millisecond)})
-		return err
-	})
-	if err := e.bucket.Put(t.Context(), "_sluice/progress/p/s/3.json", []byte("{not json")); err != nil {
-		t.Fatal(err)
-	}
-	e.produce(20)
-	if _, err := e.reg.CreatePipeline(t.Context(), deploy.Pipeline{Name: "p", Stream: "s", Table: "t", BatchSize: 10, BatchWindow: deploy.Duration(20 * time.Millisecond)}); err != nil {
-		t.Fatal(err)
-	}
+	e := newEnvFromProgress(t, 10, 20, map[int32]string{3: "{not json"})
 	for p := range 3 {
 		waitFor(t, fmt.Sprintf("partition %d's 20 rows", p), func() bool { return e.rows(p) == 20 })
 	}
@@ -157,4 +135,25 @@ func TestCorruptProgressStopsOnlyItsPartition(t *testing.T) {
 	if n := e.rows(3); n != 0 {
 		t.Fatalf("partition 3 wrote %d rows past a corrupt progress object", n)
 	}
+}
+
+// newEnvFromProgress is newEnv whose pipeline p (batches of batchSize) starts
+// from the given progress objects, by partition, with records records
+// already in each partition.
+func newEnvFromProgress(t *testing.T, batchSize, records int, progress map[int32]string) *env {
+	e := newEnvWith(t, func(ctx context.Context, reg *deploy.Registry) error {
+		_, err := reg.CreateTable(ctx, deploy.Table{Name: "t", Schema: *schemas.LogSchema(), FileAge: deploy.Duration(200 * time.Millisecond)})
+		return err
+	})
+	for p, obj := range progress {
+		if err := e.bucket.Put(t.Context(), fmt.Sprintf("_sluice/progress/p/s/%d.json", p), []byte(obj)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.produce(records)
+	p := deploy.Pipeline{Name: "p", Stream: "s", Table: "t", BatchSize: batchSize, BatchWindow: deploy.Duration(20 * time.Millisecond)}
+	if _, err := e.reg.CreatePipeline(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	return e
 }

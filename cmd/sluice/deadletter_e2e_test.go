@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,14 +15,7 @@ import (
 // buildPoison builds the processors' test function (fails a batch holding a
 // record with "poison": true while FAIL_POISON=1) as a warm wasm module.
 func buildPoison(t *testing.T) string {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "poison.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "../../processors/testdata/poison")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build poison: %v\n%s", err, b)
-	}
-	return out
+	return buildWarmWasm(t, "github.com/sluice-dev/sluice/processors/testdata/poison")
 }
 
 // TestDeadLetterTableCLI: a pipeline created with --dead-letter-table and

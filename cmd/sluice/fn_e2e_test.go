@@ -27,16 +27,22 @@ func cli(t *testing.T, s *e2e.Server, args ...string) string {
 	return out
 }
 
-// buildAccessLog builds examples/accesslog as a warm wasm module.
-func buildAccessLog(t *testing.T) string {
+// buildWarmWasm builds the Go main package pkg as a warm wasm module (a
+// WASI reactor) and returns the file's path.
+func buildWarmWasm(t *testing.T, pkg string) string {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "accesslog.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "github.com/sluice-dev/sluice/examples/accesslog")
+	out := filepath.Join(t.TempDir(), filepath.Base(pkg)+".wasm")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, pkg)
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build accesslog: %v\n%s", err, b)
+		t.Fatalf("build %s: %v\n%s", pkg, err, b)
 	}
 	return out
+}
+
+// buildAccessLog builds examples/accesslog as a warm wasm module.
+func buildAccessLog(t *testing.T) string {
+	return buildWarmWasm(t, "github.com/sluice-dev/sluice/examples/accesslog")
 }
 
 // TestFunctionAccessLog deploys the Go wasm example with the CLI, as the

@@ -76,15 +76,16 @@ func BenchmarkWasmWarm(b *testing.B) {
 // does: it measures what the checks cost.
 func BenchmarkWasmWarmNoChecks(b *testing.B) {
 	cfg := Config{Runtime: RuntimeWasm, Code: buildCode(b, "./testdata/conform", targetWarm), Timeout: time.Minute}
-	runBenchHost(b, cfg, func(tb testing.TB) *Host {
-		h, err := NewHost(context.Background(), tb.TempDir())
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(func() { _ = h.Close(context.Background()) })
-		h.noInterrupt = true
-		return h
-	})
+	runBenchHost(b, cfg, newHostNoInterrupt)
+}
+
+// newHostNoInterrupt is newHost compiling modules without the interrupt
+// checks. It can share the compilation cache: the uninstrumented bytes are
+// another module to wazero.
+func newHostNoInterrupt(tb testing.TB) *Host {
+	h := newHost(tb)
+	h.noInterrupt = true
+	return h
 }
 
 func BenchmarkWasmOneShot(b *testing.B) {
@@ -169,15 +170,6 @@ func BenchmarkParseRows(b *testing.B) {
 // runtime: what remains is the runtime's own cost per batch and per record
 // (compare 1rec with 1000rec).
 func BenchmarkOverhead(b *testing.B) {
-	noChecks := func(tb testing.TB) *Host {
-		h, err := NewHost(context.Background(), tb.TempDir())
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(func() { _ = h.Close(context.Background()) })
-		h.noInterrupt = true
-		return h
-	}
 	sizes := benchSizes[:3]
 	for _, c := range []struct {
 		name    string
@@ -189,7 +181,7 @@ func BenchmarkOverhead(b *testing.B) {
 		}, newHost},
 		{"wasm-warm-nochecks", func() Config {
 			return Config{Runtime: RuntimeWasm, Code: buildCode(b, "./testdata/noop", targetWarm), Timeout: time.Minute}
-		}, noChecks},
+		}, newHostNoInterrupt},
 		{"exec-go", func() Config {
 			return Config{Runtime: RuntimeExec, Code: buildCode(b, "./testdata/noop", targetNative), Timeout: time.Minute}
 		}, newHost},

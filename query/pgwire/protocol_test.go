@@ -63,6 +63,16 @@ func (r *rawConn) send(msgs ...pgproto3.FrontendMessage) {
 	}
 }
 
+// exchange sends msgs and checks that the answers up to ReadyForQuery are
+// want (in untilReady's short form); what names the step in a failure.
+func (r *rawConn) exchange(what, want string, msgs ...pgproto3.FrontendMessage) {
+	r.t.Helper()
+	r.send(msgs...)
+	if got := r.untilReady(); got != want {
+		r.t.Fatalf("%s:\n got %s\nwant %s", what, got, want)
+	}
+}
+
 // untilReady reads messages up to ReadyForQuery and returns them in short
 // form.
 func (r *rawConn) untilReady() string {
@@ -115,69 +125,43 @@ func TestExtendedProtocolMessages(t *testing.T) {
 	r := rawConnect(t, startServer(t, query.Config{}, nil))
 
 	// An error skips everything up to Sync, and Sync answers once.
-	r.send(&pgproto3.Bind{PreparedStatement: "nope"}, &pgproto3.Execute{}, &pgproto3.Parse{Query: "select 1"}, &pgproto3.Sync{})
-	if got := r.untilReady(); got != "Error(26000) ReadyForQuery(I)" {
-		t.Fatalf("error then skip: %s", got)
-	}
+	r.exchange("error then skip", "Error(26000) ReadyForQuery(I)",
+		&pgproto3.Bind{PreparedStatement: "nope"}, &pgproto3.Execute{}, &pgproto3.Parse{Query: "select 1"}, &pgproto3.Sync{})
 
 	// A named statement with a parameter, described, then bound twice;
 	// binary result for the int8, a portal fetched 2 rows at a time.
-	r.send(&pgproto3.Parse{Name: "s1", Query: "select id, msg from logs where id <= $1 order by id", ParameterOIDs: []uint32{oidInt8}},
+	r.exchange("describe statement", "ParseComplete Params[20] Row(id:20/0,msg:25/0) ReadyForQuery(I)",
+		&pgproto3.Parse{Name: "s1", Query: "select id, msg from logs where id <= $1 order by id", ParameterOIDs: []uint32{oidInt8}},
 		&pgproto3.Describe{ObjectType: 'S', Name: "s1"}, &pgproto3.Sync{})
-	if got := r.untilReady(); got != "ParseComplete Params[20] Row(id:20/0,msg:25/0) ReadyForQuery(I)" {
-		t.Fatalf("describe statement: %s", got)
-	}
-	r.send(&pgproto3.Bind{DestinationPortal: "p1", PreparedStatement: "s1", ParameterFormatCodes: []int16{1},
-		Parameters: [][]byte{binary.BigEndian.AppendUint64(nil, 3)}, ResultFormatCodes: []int16{1, 0}},
+	r.exchange("execute portal", "BindComplete Data(0000000000000001,6d73672031) Data(0000000000000002,) PortalSuspended Data(0000000000000003,6d73672033) Complete(SELECT 1) ReadyForQuery(I)",
+		&pgproto3.Bind{DestinationPortal: "p1", PreparedStatement: "s1", ParameterFormatCodes: []int16{1},
+			Parameters: [][]byte{binary.BigEndian.AppendUint64(nil, 3)}, ResultFormatCodes: []int16{1, 0}},
 		&pgproto3.Execute{Portal: "p1", MaxRows: 2}, &pgproto3.Execute{Portal: "p1", MaxRows: 2}, &pgproto3.Sync{})
-	want := "BindComplete Data(0000000000000001,6d73672031) Data(0000000000000002,) PortalSuspended Data(0000000000000003,6d73672033) Complete(SELECT 1) ReadyForQuery(I)"
-	if got := r.untilReady(); got != want {
-		t.Fatalf("execute portal:\n got %s\nwant %s", got, want)
-	}
 	// The portal ended with the implicit transaction; the statement lives on.
-	r.send(&pgproto3.Execute{Portal: "p1"}, &pgproto3.Sync{})
-	if got := r.untilReady(); got != "Error(34000) ReadyForQuery(I)" {
-		t.Fatalf("portal after sync: %s", got)
-	}
-	r.send(&pgproto3.Bind{PreparedStatement: "s1", Parameters: [][]byte{[]byte("1")}},
+	r.exchange("portal after sync", "Error(34000) ReadyForQuery(I)",
+		&pgproto3.Execute{Portal: "p1"}, &pgproto3.Sync{})
+	r.exchange("describe portal, close", "BindComplete Row(id:20/0,msg:25/0) Data(31,6d73672031) Complete(SELECT 1) CloseComplete Error(26000) ReadyForQuery(I)",
+		&pgproto3.Bind{PreparedStatement: "s1", Parameters: [][]byte{[]byte("1")}},
 		&pgproto3.Describe{ObjectType: 'P'}, &pgproto3.Execute{}, &pgproto3.Close{ObjectType: 'S', Name: "s1"},
 		&pgproto3.Bind{PreparedStatement: "s1", Parameters: [][]byte{[]byte("1")}}, &pgproto3.Sync{})
-	want = "BindComplete Row(id:20/0,msg:25/0) Data(31,6d73672031) Complete(SELECT 1) CloseComplete Error(26000) ReadyForQuery(I)"
-	if got := r.untilReady(); got != want {
-		t.Fatalf("describe portal, close:\n got %s\nwant %s", got, want)
-	}
 
 	// Wrong parameter count; a duplicate statement name.
-	r.send(&pgproto3.Parse{Name: "s2", Query: "select $1::int"}, &pgproto3.Bind{PreparedStatement: "s2"}, &pgproto3.Sync{})
-	if got := r.untilReady(); got != "ParseComplete Error(08P01) ReadyForQuery(I)" {
-		t.Fatalf("parameter count: %s", got)
-	}
-	r.send(&pgproto3.Parse{Name: "s2", Query: "select 1"}, &pgproto3.Sync{})
-	if got := r.untilReady(); got != "Error(42P05) ReadyForQuery(I)" {
-		t.Fatalf("duplicate statement: %s", got)
-	}
+	r.exchange("parameter count", "ParseComplete Error(08P01) ReadyForQuery(I)",
+		&pgproto3.Parse{Name: "s2", Query: "select $1::int"}, &pgproto3.Bind{PreparedStatement: "s2"}, &pgproto3.Sync{})
+	r.exchange("duplicate statement", "Error(42P05) ReadyForQuery(I)",
+		&pgproto3.Parse{Name: "s2", Query: "select 1"}, &pgproto3.Sync{})
 
 	// Simple query: empty, a transaction block, a failed block.
-	r.send(&pgproto3.Query{String: "  ;"})
-	if got := r.untilReady(); got != "EmptyQueryResponse ReadyForQuery(I)" {
-		t.Fatalf("empty query: %s", got)
-	}
-	r.send(&pgproto3.Query{String: "begin"})
-	if got := r.untilReady(); got != "Complete(BEGIN) ReadyForQuery(T)" {
-		t.Fatalf("begin: %s", got)
-	}
-	r.send(&pgproto3.Query{String: "select x from nope"})
-	if got := r.untilReady(); got != "Error(42P01) ReadyForQuery(E)" {
-		t.Fatalf("error in block: %s", got)
-	}
-	r.send(&pgproto3.Query{String: "commit"})
-	if got := r.untilReady(); got != "Complete(ROLLBACK) ReadyForQuery(I)" {
-		t.Fatalf("commit of failed block: %s", got)
-	}
-	r.send(&pgproto3.Query{String: "select 1 as one"})
-	if got := r.untilReady(); got != "Row(one:23/0) Data(31) Complete(SELECT 1) ReadyForQuery(I)" {
-		t.Fatalf("simple query: %s", got)
-	}
+	r.exchange("empty query", "EmptyQueryResponse ReadyForQuery(I)",
+		&pgproto3.Query{String: "  ;"})
+	r.exchange("begin", "Complete(BEGIN) ReadyForQuery(T)",
+		&pgproto3.Query{String: "begin"})
+	r.exchange("error in block", "Error(42P01) ReadyForQuery(E)",
+		&pgproto3.Query{String: "select x from nope"})
+	r.exchange("commit of failed block", "Complete(ROLLBACK) ReadyForQuery(I)",
+		&pgproto3.Query{String: "commit"})
+	r.exchange("simple query", "Row(one:23/0) Data(31) Complete(SELECT 1) ReadyForQuery(I)",
+		&pgproto3.Query{String: "select 1 as one"})
 	r.send(&pgproto3.Terminate{})
 	if _, err := r.fe.Receive(); err == nil {
 		t.Fatal("connection still open after Terminate")
