@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/objstore"
-	"github.com/sluice-dev/sluice/processors/fn"
 	"github.com/sluice-dev/sluice/schemas"
 )
 
@@ -135,8 +134,8 @@ func (r *Registry) DeployFunction(ctx context.Context, name string, cfg Function
 	if err := cfg.normalize(); err != nil {
 		errs = append(errs, err)
 	}
-	if cfg.Runtime == "wasm" && len(code) > 0 {
-		if err := fn.CheckModule(code); err != nil {
+	if cfg.Runtime == "wasm" && len(code) > 0 && r.CheckWasm != nil {
+		if err := r.CheckWasm(code); err != nil {
 			errs = append(errs, fmt.Errorf("code is not a module sluice can run: %w", err))
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/objstore"
 	"github.com/sluice-dev/sluice/schemas"
+	"github.com/sluice-dev/sluice/sink"
 )
 
 // ErrExists and ErrNotFound are returned (wrapped) by the registry; the admin
@@ -35,6 +36,10 @@ type TopicCreator func(ctx context.Context, topic string, partitions int32, rete
 type Registry struct {
 	bucket objstore.Bucket
 	topics TopicCreator
+	// CheckWasm, when set, refuses at deploy a wasm module that could never
+	// run (the function runtime's processors/fn.CheckModule, wired by
+	// cmd/sluice): set it before the registry is used.
+	CheckWasm func(code []byte) error
 
 	mu        sync.RWMutex
 	streams   map[string]Stream
@@ -325,4 +330,24 @@ func (r *Registry) ProvisionDefaults(ctx context.Context) error {
 		}
 	}
 	return r.bucket.Put(ctx, marker, []byte(time.Now().UTC().Format(time.RFC3339)))
+}
+
+// TableSources lists the stream partitions that pipelines write into
+// table: the sources whose manifests (sink.Progress) together make the
+// table's file list.
+func (r *Registry) TableSources(table string) []sink.Source {
+	var out []sink.Source
+	for _, p := range r.Pipelines() {
+		if p.Table != table {
+			continue
+		}
+		s, ok := r.Stream(p.Stream)
+		if !ok {
+			continue
+		}
+		for id := range s.Partitions {
+			out = append(out, sink.Source{Pipeline: p.Name, Stream: p.Stream, Partition: id})
+		}
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -23,6 +24,13 @@ func openReg(t *testing.T, b objstore.Bucket, topics *topicLog) *Registry {
 	r, err := Open(t.Context(), b, topics.create)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// What cmd/sluice wires (processors/fn.CheckModule), in its simplest form.
+	r.CheckWasm = func(code []byte) error {
+		if !bytes.HasPrefix(code, []byte("\x00asm")) {
+			return errors.New("not a WebAssembly module")
+		}
+		return nil
 	}
 	return r
 }

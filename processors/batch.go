@@ -29,6 +29,12 @@ type Pipeline struct {
 	FileIdle    time.Duration
 	RowGroups   int64
 	Budget      *sink.Budget // shared by all pipelines of the engine
+	// Compaction by each partition's owner (see sink.Writer.Compact).
+	CompactInterval time.Duration
+	CompactTarget   int64
+	RetireGrace     time.Duration
+	// Worker names this process in status (its group instance ID).
+	Worker string
 	// Giving up on a batch (see deploy.Pipeline); zero values: never.
 	// DeadLetter is the stream given-up records go to: the pipeline's
 	// dead_letter, or the internal stream of its dead_letter_table.

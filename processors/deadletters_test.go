@@ -157,9 +157,8 @@ func (e *env) internalStatus() processors.PartitionStatus {
 // strings as text; the Hive directory as "dt").
 func (e *env) tableRows(table string) []map[string]string {
 	var out []map[string]string
-	e.bucket.List(context.Background(), "tables/"+table+"/", func(key string) error {
+	for _, key := range e.committedFiles(table) {
 		tbl := e.readFile(key)
-		defer tbl.Release()
 		rows := make([]map[string]string, tbl.NumRows())
 		for i := range rows {
 			rows[i] = map[string]string{"dt": filepath.Base(filepath.Dir(key))}
@@ -180,8 +179,8 @@ func (e *env) tableRows(table string) []map[string]string {
 			}
 		}
 		out = append(out, rows...)
-		return nil
-	})
+		tbl.Release()
+	}
 	return out
 }
 

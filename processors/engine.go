@@ -2,6 +2,7 @@ package processors
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,10 +50,14 @@ type Engine struct {
 	Logs *fnlog.Log
 	// Budget bounds the rows buffered by all partitions (nil: unbounded).
 	Budget *sink.Budget
-	// CompactInterval is how often every table's small files are merged
-	// (0: never). CompactTarget is the size below which a file is small.
+	// CompactInterval is how often each partition's owner merges its small
+	// files, and how often this process collects the table files no
+	// manifest lists (0: never). CompactTarget is the size below which a
+	// file is small. RetireGrace is how long a merged-away file is kept for
+	// running queries (0: sink.DefaultRetireGrace).
 	CompactInterval time.Duration
 	CompactTarget   int64
+	RetireGrace     time.Duration
 
 	reg     *deploy.Registry
 	bucket  objstore.Bucket
@@ -84,7 +89,7 @@ func (e *Engine) Run(ctx context.Context) {
 	if e.CompactInterval > 0 {
 		done := make(chan struct{})
 		defer func() { <-done }()
-		go func() { defer close(done); e.compactLoop(ctx) }()
+		go func() { defer close(done); e.gcLoop(ctx) }()
 	}
 	for {
 		e.sync()
@@ -118,6 +123,7 @@ func (e *Engine) resolve() map[string]Pipeline {
 			BatchSize: p.BatchSize, BatchBytes: p.BatchBytes, BatchWindow: time.Duration(p.BatchWindow),
 			FileBytes: t.FileBytes, FileAge: time.Duration(t.FileAge), FileIdle: time.Duration(t.FileIdle),
 			RowGroups: t.RowGroupRows, Budget: e.Budget,
+			CompactInterval: e.CompactInterval, CompactTarget: e.CompactTarget, RetireGrace: e.RetireGrace, Worker: e.InstanceID,
 			MaxAttempts: p.MaxAttempts, MaxRecordAge: time.Duration(p.MaxRecordAge), DeadLetter: deadLetterStream(p),
 			BisectOnError: p.BisectOnError, DeadLetterRows: p.Internal == deploy.InternalDeadLetters,
 		}
@@ -239,9 +245,15 @@ func (e *Engine) stopAll() {
 	wg.Wait()
 }
 
-// Status reports every partition of pipeline name: those this process runs
-// as they are now, the others (paused, or owned by another worker) from
-// their progress records in the object store.
+// Close releases what Status holds, in a process that does not Run the
+// engine (Run releases it when it returns).
+func (e *Engine) Close() { e.stopAll() }
+
+// Status reports every partition of pipeline name, from any process (one
+// that runs no workers too): the partitions this process runs as they are
+// now, the others as their owner last recorded them in their progress
+// objects, checked against the pipeline's consumer group (a partition no
+// live member holds is unassigned, whatever its owner last wrote).
 func (e *Engine) Status(ctx context.Context, name string) ([]PartitionStatus, error) {
 	p, ok := e.reg.Pipeline(name)
 	if !ok {
@@ -260,22 +272,17 @@ func (e *Engine) Status(ctx context.Context, name string) ([]PartitionStatus, er
 			local[st.Partition] = st
 		}
 	}
+	owners, ownersErr := e.groupOwners(ctx, p.ConsumerGroup(), p.Stream)
+	if ownersErr != nil {
+		e.log.Warn("cannot read the pipeline's consumer group for status", "pipeline", name, "err", ownersErr)
+	}
 	out := make([]PartitionStatus, 0, s.Partitions)
 	for id := range s.Partitions {
 		st, ok := local[id]
 		if !ok {
-			st = PartitionStatus{Partition: id, State: StateUnassigned}
-			if p.Paused {
-				st.State = StatePaused
-			}
-			prog, err := sink.LoadProgress(ctx, e.bucket, name, p.Stream, id)
-			if errors.Is(err, sink.ErrCorruptProgress) {
-				st.LastError = err.Error() // this partition's problem: show it, show the others
-			} else if err != nil {
+			var err error
+			if st, err = e.storedStatus(ctx, p, id, owners); err != nil {
 				return nil, err
-			}
-			if prog != nil {
-				st.Committed, st.Since = prog.Next, prog.Updated
 			}
 		}
 		out = append(out, st)
@@ -291,25 +298,83 @@ func (e *Engine) Status(ctx context.Context, name string) ([]PartitionStatus, er
 	return out, nil
 }
 
+// storedStatus is partition id's status as its owner recorded it in the
+// progress object, corrected by who holds it now in the group (owners; nil:
+// unknown, the recorded state is shown as it is).
+func (e *Engine) storedStatus(ctx context.Context, p deploy.Pipeline, id int32, owners map[int32]string) (PartitionStatus, error) {
+	st := PartitionStatus{Partition: id, State: StateUnassigned}
+	prog, err := sink.LoadProgress(ctx, e.bucket, p.Name, p.Stream, id)
+	if errors.Is(err, sink.ErrCorruptProgress) {
+		st.State, st.LastError = StateStopped, err.Error() // this partition's problem: show it, show the others
+		return st, nil
+	}
+	if err != nil {
+		return st, err
+	}
+	if prog != nil {
+		if len(prog.Status) > 0 && json.Unmarshal(prog.Status, &st) != nil {
+			st = PartitionStatus{Partition: id, State: StateUnassigned}
+		}
+		st.Partition, st.Committed = id, max(prog.Next, 0)
+		if st.Since.IsZero() {
+			st.Since = prog.Updated
+		}
+	}
+	if owners != nil {
+		who, held := owners[id]
+		switch {
+		case held:
+			st.Worker = who
+			if st.State == StateUnassigned || st.State == "" {
+				st.State = StateRunning
+			}
+		case st.State != StateStopped:
+			st.State = StateUnassigned
+		}
+	}
+	if p.Paused {
+		st.State = StatePaused
+	}
+	return st, nil
+}
+
+// groupOwners asks Kafka which member holds each partition of the group.
+func (e *Engine) groupOwners(ctx context.Context, group, stream string) (map[int32]string, error) {
+	cl, err := e.adminClient()
+	if err != nil {
+		return nil, err
+	}
+	return kafkax.GroupOwners(ctx, cl, group, stream)
+}
+
 // endOffsets asks Kafka for the stream's end offsets, with a client shared
 // by all status calls.
 func (e *Engine) endOffsets(ctx context.Context, stream string) (map[int32]int64, error) {
+	cl, err := e.adminClient()
+	if err != nil {
+		return nil, err
+	}
+	return kafkax.EndOffsets(ctx, cl, stream)
+}
+
+// adminClient is the Kafka client shared by all status calls.
+func (e *Engine) adminClient() (*kgo.Client, error) {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	if e.admin == nil {
 		cl, err := kafkax.NewClient(e.brokers)
 		if err != nil {
-			e.mu.Unlock()
 			return nil, err
 		}
 		e.admin = cl
 	}
-	cl := e.admin
-	e.mu.Unlock()
-	return kafkax.EndOffsets(ctx, cl, stream)
+	return e.admin, nil
 }
 
-// compactLoop compacts every table every CompactInterval until ctx ends.
-func (e *Engine) compactLoop(ctx context.Context) {
+// gcLoop deletes, every CompactInterval until ctx ends, the table files no
+// manifest lists (sink.CollectGarbage). Compaction itself is done by each
+// partition's owner.
+func (e *Engine) gcLoop(ctx context.Context) {
 	tick := time.NewTicker(e.CompactInterval)
 	defer tick.Stop()
 	for {
@@ -319,36 +384,12 @@ func (e *Engine) compactLoop(ctx context.Context) {
 		case <-tick.C:
 		}
 		for _, t := range e.reg.Tables() {
-			c := &sink.Compactor{Bucket: e.bucket, Table: t.Name, Schema: t.Schema.ArrowSchema(), TargetBytes: e.CompactTarget,
-				RowGroupRows: t.RowGroupRows,
-				Log:          e.log, Committed: e.committedFor(t.Name)}
-			if n, err := c.Run(ctx); err != nil && ctx.Err() == nil {
-				e.log.Warn("compaction failed; retrying at the next pass", "table", t.Name, "err", err)
+			sources := e.reg.TableSources(t.Name)
+			if n, err := sink.CollectGarbage(ctx, e.bucket, t.Name, sources, e.log); err != nil && ctx.Err() == nil {
+				e.log.Warn("cannot collect unreferenced table files; retrying at the next pass", "table", t.Name, "err", err)
 			} else if n > 0 {
-				e.log.Info("compacted", "table", t.Name, "files_merged", n)
+				e.log.Info("collected unreferenced table files", "table", t.Name, "files", n)
 			}
 		}
-	}
-}
-
-// committedFor returns, for a table, the durable offset of a stream
-// partition: the smallest over the pipelines that write it from that stream
-// (-1 if any of them has no progress yet).
-func (e *Engine) committedFor(table string) func(ctx context.Context, stream string, partition int32) (int64, error) {
-	return func(ctx context.Context, stream string, partition int32) (int64, error) {
-		next := int64(-1)
-		for _, p := range e.reg.Pipelines() {
-			if p.Table != table || p.Stream != stream {
-				continue
-			}
-			prog, err := sink.LoadProgress(ctx, e.bucket, p.Name, stream, partition)
-			if err != nil || prog == nil {
-				return -1, err
-			}
-			if next < 0 || prog.Next < next {
-				next = prog.Next
-			}
-		}
-		return next, nil
 	}
 }

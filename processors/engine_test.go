@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"github.com/sluice-dev/sluice/processors"
 	"github.com/sluice-dev/sluice/processors/fnlog"
 	"github.com/sluice-dev/sluice/schemas"
+	"github.com/sluice-dev/sluice/sink"
 )
 
 // flakyBucket fails every Put of one partition's files while broken is set:
@@ -130,12 +132,12 @@ func (e *env) produceWith(n int, value func(p int32, i int) string) {
 	}
 }
 
-// rows counts the rows in the table's files of one partition.
+// rows counts the rows in the table's committed files of one partition.
 func (e *env) rows(partition int) int64 {
 	var n int64
-	e.bucket.List(context.Background(), "tables/t/", func(key string) error {
+	for _, key := range e.committedFiles("t") {
 		if !strings.Contains(key, fmt.Sprintf("/s-%d-", partition)) {
-			return nil
+			continue
 		}
 		f, err := file.OpenParquetFile(e.bucket.Path(key), false)
 		if err != nil {
@@ -143,9 +145,29 @@ func (e *env) rows(partition int) int64 {
 		}
 		n += f.NumRows()
 		f.Close()
-		return nil
-	})
+	}
 	return n
+}
+
+// committedFiles lists the files the manifests of table's sources list
+// (what a query reads), sorted.
+func (e *env) committedFiles(table string) []string {
+	var out []string
+	for _, src := range e.reg.TableSources(table) {
+		p, err := sink.LoadProgress(context.Background(), e.bucket, src.Pipeline, src.Stream, src.Partition)
+		if err != nil || p == nil || p.Manifest == nil {
+			continue
+		}
+		files, err := p.Manifest.AllFiles(context.Background(), e.bucket.Get)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		for _, f := range files {
+			out = append(out, f.Key)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func (e *env) committed(partition int32) int64 {

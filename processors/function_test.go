@@ -78,11 +78,11 @@ func (e *env) srcOffsets(p int) []int64 {
 		vals  []int64
 	}
 	var parts []part
-	e.bucket.List(context.Background(), "tables/t/", func(key string) error {
+	for _, key := range e.committedFiles("t") {
 		var first, last int64
 		var pp int
-		if _, err := fmt.Sscanf(filepath.Base(key), "s-%d-%d-%d.parquet", &pp, &first, &last); err != nil || pp != p {
-			return nil
+		if _, err := fmt.Sscanf(filepath.Base(key), "s-%d-%d-%d-", &pp, &first, &last); err != nil || pp != p {
+			continue
 		}
 		tbl := e.readFile(key)
 		defer tbl.Release()
@@ -96,8 +96,7 @@ func (e *env) srcOffsets(p int) []int64 {
 			}
 		}
 		parts = append(parts, part{first, vals})
-		return nil
-	})
+	}
 	var out []int64
 	for len(parts) > 0 { // by first offset
 		min := 0

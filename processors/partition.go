@@ -2,6 +2,7 @@ package processors
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,6 +46,9 @@ type PartitionStatus struct {
 	// GivenUp counts batches (or bisected parts) sent to the dead-letter
 	// stream since this worker took the partition.
 	GivenUp int `json:"given_up,omitempty"`
+	// Worker is the group instance ID of the worker that owns (or last
+	// owned) the partition.
+	Worker string `json:"worker,omitempty"`
 }
 
 // inbox is the queue between the poll loop and one partition's worker. The
@@ -83,29 +87,23 @@ func (q *inbox) push(rs []Record) {
 	}
 }
 
-// take removes up to n records or maxBytes bytes (at least one record), none
-// at an offset above maxOffset (if it is >= 0). bounded reports that the
-// next record waiting is above maxOffset.
-func (q *inbox) take(n, maxBytes int, maxOffset int64) (rs []Record, bounded bool) {
+// take removes up to n records or maxBytes bytes (at least one record).
+func (q *inbox) take(n, maxBytes int) []Record {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	i, bytes := 0, 0
 	for i < len(q.recs) && i < n && (i == 0 || bytes+len(q.recs[i].Value) <= maxBytes) {
-		if maxOffset >= 0 && q.recs[i].Offset > maxOffset {
-			bounded = true
-			break
-		}
 		bytes += len(q.recs[i].Value)
 		i++
 	}
-	rs = append([]Record(nil), q.recs[:i]...)
+	rs := append([]Record(nil), q.recs[:i]...)
 	q.recs = q.recs[i:]
 	q.bytes -= bytes
 	if q.paused && len(q.recs) < q.maxRecs/2 && q.bytes < q.maxBytes/2 {
 		q.paused = false
 		q.resume()
 	}
-	return rs, bounded
+	return rs
 }
 
 // partition runs one stream partition of a pipeline: it cuts batches in
@@ -136,6 +134,28 @@ func (pt *partition) setStatus(f func(s *PartitionStatus)) {
 	pt.mu.Lock()
 	f(&pt.status)
 	pt.mu.Unlock()
+}
+
+// publishStatus records the partition's status in its progress object, so
+// that every process (an API node without workers too) shows it; with
+// now, at once (a state change), else with the next progress write. It is
+// best effort: a store that fails is retried by the flush anyway.
+func (pt *partition) publishStatus(ctx context.Context, now bool) {
+	if pt.w == nil {
+		return
+	}
+	st := pt.snapshot()
+	data, err := json.Marshal(st)
+	if err != nil {
+		return
+	}
+	if !now {
+		pt.w.SetStatus(data)
+		return
+	}
+	if err := pt.w.SaveStatus(ctx, data); err != nil && ctx.Err() == nil && !errors.Is(err, sink.ErrFenced) {
+		pt.log.Warn("cannot record partition status in the object store", "err", err)
+	}
 }
 
 func (pt *partition) snapshot() PartitionStatus {
@@ -174,6 +194,9 @@ func (pt *partition) run(ctx context.Context) {
 		if draining {
 			return
 		}
+		if pt.w.CompactDue(time.Now()) && !pt.compact(ctx) {
+			return
+		}
 	}
 }
 
@@ -188,14 +211,7 @@ func (pt *partition) nextBatch(ctx context.Context, tick <-chan time.Time) (*Bat
 		if pt.draining() { // records not yet taken are left to the next owner
 			return nonEmpty(b), true
 		}
-		// After a rolled-back flush, batches end at its last offset, so that
-		// the flush repeating it writes the same files (sink.Replay).
-		replay := pt.w.ReplayLast()
-		recs, bounded := pt.in.take(pt.p.BatchSize-len(b.Records), pt.p.BatchBytes-b.Bytes, replay)
-		if first := pt.w.ReplayFirst(); first >= 0 && len(recs) > 0 && len(b.Records) == 0 && !pt.w.Buffered() && recs[0].Offset != first {
-			pt.log.Warn("the records of a rolled-back flush are gone from the log; not repeating it", "first", first, "got", recs[0].Offset)
-			pt.w.DropReplay()
-		}
+		recs := pt.in.take(pt.p.BatchSize-len(b.Records), pt.p.BatchBytes-b.Bytes)
 		for _, r := range recs {
 			if r.Offset < pt.next {
 				pt.logBehind(r.Offset)
@@ -207,19 +223,6 @@ func (pt *partition) nextBatch(ctx context.Context, tick <-chan time.Time) (*Bat
 		}
 		if len(b.Records) >= pt.p.BatchSize || b.Bytes >= pt.p.BatchBytes {
 			return b, false
-		}
-		if replay >= 0 && pt.next > replay {
-			bounded = true // the last offset to repeat is in: no need to wait for more
-		}
-		if bounded && len(b.Records) > 0 {
-			return b, false // the batch reaches the end of the flush to repeat
-		}
-		if bounded {
-			// The flush to repeat is not all in the log any more (the
-			// records before the ones waiting were removed): repeat nothing.
-			pt.log.Warn("the records of a rolled-back flush are gone from the log; not repeating it", "last", replay)
-			pt.w.DropReplay()
-			continue
 		}
 		if len(b.Records) > 0 && window == nil {
 			t := time.NewTimer(pt.p.BatchWindow)
@@ -257,6 +260,26 @@ func (pt *partition) logBehind(offset int64) {
 	pt.broken = err
 	pt.log.Error("partition stopped", "err", err)
 	pt.setStatus(func(s *PartitionStatus) { s.State, s.LastError, s.Since = StateStopped, err.Error(), time.Now().UTC() })
+	pt.publishStatus(context.Background(), true)
+}
+
+// compact runs the owner's compaction pass (sink.Writer.Compact) between
+// batches; a failure is logged and tried again at the next interval. It
+// returns false once the partition is fenced (another worker owns it).
+func (pt *partition) compact(ctx context.Context) bool {
+	start := time.Now()
+	n, err := pt.w.Compact(ctx)
+	switch {
+	case errors.Is(err, sink.ErrFenced):
+		pt.log.Warn("partition fenced by a newer owner; stopping it", "err", err)
+		pt.setStatus(func(s *PartitionStatus) { s.State, s.LastError = StateUnassigned, err.Error() })
+		return false
+	case err != nil && ctx.Err() == nil:
+		pt.log.Warn("compaction failed; retrying at the next interval", "err", err)
+	case n > 0:
+		pt.log.Info("compacted", "table", pt.p.Table, "files_merged", n, "took", time.Since(start).Round(time.Millisecond))
+	}
+	return ctx.Err() == nil
 }
 
 // draining reports whether the partition was asked to stop.
@@ -343,6 +366,7 @@ func (pt *partition) flush(ctx context.Context) bool {
 	if st, ok := pt.proc.(Stateful); ok {
 		pt.w.SetState(st.State())
 	}
+	pt.publishStatus(ctx, false)
 	var next int64 = -1
 	ok := pt.retry(ctx, func() (err error) {
 		next, err = pt.w.Flush(ctx)
@@ -373,6 +397,7 @@ func (pt *partition) retryUntil(ctx context.Context, f func() error, giveUp func
 				pt.setStatus(func(s *PartitionStatus) {
 					s.State, s.Attempts, s.LastError, s.Stderr, s.Since = StateRunning, 0, "", "", time.Now().UTC()
 				})
+				pt.publishStatus(ctx, true)
 			}
 			if f, ok := pt.proc.(*Function); ok {
 				pt.setStatus(func(s *PartitionStatus) { s.FunctionVersion = f.Version() })
@@ -405,6 +430,7 @@ func (pt *partition) retryUntil(ctx context.Context, f func() error, giveUp func
 				s.FunctionVersion, s.Stderr = f.Version(), stderrTail(f.LastLog())
 			}
 		})
+		pt.publishStatus(ctx, true)
 		select {
 		case <-ctx.Done():
 			return false, false

@@ -143,7 +143,8 @@ const openParallel = 16
 func (r *runner) open(ctx context.Context, id int32) (*sink.Writer, int64, error) {
 	cfg := sink.Config{Bucket: r.bucket, Pipeline: r.p.Name, Stream: r.p.Stream, Partition: id,
 		Table: r.p.Table, Schema: r.p.Schema, FileBytes: r.p.FileBytes, FileAge: r.p.FileAge, FileIdle: r.p.FileIdle,
-		RowGroupRows: r.p.RowGroups, Budget: r.p.Budget}
+		RowGroupRows: r.p.RowGroups, Budget: r.p.Budget,
+		CompactInterval: r.p.CompactInterval, CompactTarget: r.p.CompactTarget, RetireGrace: r.p.RetireGrace}
 	for attempt := 1; ; attempt++ {
 		w, next, err := sink.Open(ctx, cfg)
 		if err == nil {
@@ -174,7 +175,7 @@ func (r *runner) start(id int32, w *sink.Writer, next int64) {
 		commit:     r.commit(id),
 		deadLetter: r.deadLetter,
 		log:        r.log.With("partition", id),
-		status:     PartitionStatus{Partition: id, State: StateRunning, Since: time.Now().UTC(), Committed: max(next, 0)},
+		status:     PartitionStatus{Partition: id, State: StateRunning, Since: time.Now().UTC(), Committed: max(next, 0), Worker: r.p.Worker},
 	}
 	run := &running{pt: pt, drain: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
 	pt.drain = run.drain

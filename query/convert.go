@@ -43,6 +43,12 @@ type Result struct {
 	RowCount  int            `json:"row_count"`
 	Truncated bool           `json:"truncated"`
 	ElapsedMs float64        `json:"elapsed_ms"`
+	// What the query read of the tables it named (like Athena's
+	// DataScannedInBytes): files handed to DuckDB, their bytes, and the
+	// files the statement's predicates ruled out before any was opened.
+	FilesScanned int   `json:"files_scanned"`
+	FilesPruned  int   `json:"files_pruned"`
+	BytesScanned int64 `json:"bytes_scanned"`
 }
 
 func convertRow(vals []driver.Value, infos []duckdb.TypeInfo) []any {

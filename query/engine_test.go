@@ -239,7 +239,9 @@ func TestConcurrentQueriesWhileFilesArrive(t *testing.T) {
 	}
 }
 
-func TestBrokenViewIsDroppedWithReason(t *testing.T) {
+// TestBrokenFilesFailWithReason: files that do not fit the declared
+// partitioning fail the query that reads them, saying which table.
+func TestBrokenFilesFailWithReason(t *testing.T) {
 	e, _, dir := newTestEngine(t, Config{})
 	if got := scalar(t, e, "select count(*) from logs"); got != int64(0) {
 		t.Fatalf("count = %v", got)
@@ -247,7 +249,7 @@ func TestBrokenViewIsDroppedWithReason(t *testing.T) {
 	// The file lacks the hour= partition the catalog declares.
 	writeParquet(t, filepath.Join(dir, "dt=2026-11-22", "logs-0-0-2.parquet"), logRows(0, 3))
 	_, err := e.Query(context.Background(), "select count(*) from logs")
-	if err == nil || !strings.Contains(err.Error(), "table setup problems: cannot create view") {
+	if err == nil || !strings.Contains(err.Error(), `cannot create the view of table "logs"`) {
 		t.Fatalf("err = %v, want the view setup problem", err)
 	}
 }

@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -43,18 +44,13 @@ var statementNames = map[duckdb.StmtType]string{
 	duckdb.STATEMENT_TYPE_DETACH:       "DETACH",
 }
 
-// run executes one statement on a pooled connection and collects its rows.
-// It works at the driver level (sql.Conn.Raw) because duckdb-go's
-// Conn.Prepare is the one entry point that refuses several statements
-// instead of silently executing all but the last.
-func (e *Engine) run(ctx context.Context, sqlText string) (*Result, error) {
-	conn, err := e.db.Conn(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("cannot get duckdb connection: %w", err)
-	}
-	defer conn.Close()
+// run executes one statement on conn and collects its rows. It works at
+// the driver level (sql.Conn.Raw) because duckdb-go's Conn.Prepare is the
+// one entry point that refuses several statements instead of silently
+// executing all but the last.
+func (e *Engine) run(ctx context.Context, conn *sql.Conn, sqlText string) (*Result, error) {
 	var res *Result
-	err = conn.Raw(func(dc any) error {
+	err := conn.Raw(func(dc any) error {
 		c, ok := dc.(*duckdb.Conn)
 		if !ok {
 			return fmt.Errorf("cannot use driver connection of type %T", dc)

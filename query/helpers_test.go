@@ -3,9 +3,12 @@ package query
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -22,6 +25,44 @@ func (c *testCatalog) Tables() []Table {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]Table(nil), c.tables...)
+}
+
+// Files lists the table's Parquet files under its directory (a test's
+// stand-in for the manifests), with their Hive values for keep.
+func (c *testCatalog) Files(ctx context.Context, table string, keep func(FileStats) bool) (Files, error) {
+	for _, t := range c.Tables() {
+		if t.Name == table {
+			return dirFiles(t.Dir, keep)
+		}
+	}
+	return Files{}, nil
+}
+
+func dirFiles(dir string, keep func(FileStats) bool) (Files, error) {
+	var out Files
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".parquet") || strings.HasPrefix(d.Name(), ".") {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, filepath.Dir(p))
+		st := FileStats{Part: map[string]string{}}
+		for _, seg := range strings.Split(filepath.ToSlash(rel), "/") {
+			if k, v, ok := strings.Cut(seg, "="); ok {
+				st.Part[k] = v
+			}
+		}
+		if keep != nil && !keep(st) {
+			out.Pruned++
+			return nil
+		}
+		out.Paths = append(out.Paths, p)
+		return nil
+	})
+	out.UnionByName = true // fixtures of different schemas share tables
+	return out, err
 }
 
 func (c *testCatalog) set(tables ...Table) {

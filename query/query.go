@@ -7,12 +7,15 @@
 //   - One in-process DuckDB database (in memory) serves all queries through a
 //     *sql.DB pool; views are database-level objects, so a view created on one
 //     connection is visible to all of them.
-//   - Views are refreshed lazily, right before each query, from Catalog.Tables.
-//     A table without any Parquet file gets an empty, typed view so that
-//     "select count(*) from logs" answers 0 instead of failing with "no files
-//     found". Once a table has files it is not walked again (files are only
-//     ever added), except after a query fails with an IO error, which is what
-//     DuckDB raises when the files vanished (e.g. retention deleted them).
+//   - Every table has a database-wide view with its declared columns and no
+//     row (refreshed from Catalog.Tables before each query). A statement
+//     reads the tables it names through temporary views of its own
+//     connection, which shadow those: over exactly the files the catalog's
+//     manifests list, less the ones the statement's predicates rule out
+//     (prune.go), so a query never lists a directory, never opens a file it
+//     cannot need, and never sees a file that is not committed. A table
+//     without files reads as its empty view, so "select count(*) from logs"
+//     answers 0 instead of failing with "no files found".
 //   - The DuckDB configuration is sandboxed and then locked (see New), and on
 //     top of that only SELECT-like and EXPLAIN statements are executed: DuckDB
 //     lets COPY write into allowed directories, so a file sandbox alone would
@@ -37,6 +40,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -63,6 +67,8 @@ type Column struct {
 // {dt DATE},{hour INTEGER}. They are columns of the view whether or not files
 // exist, with the same types: when files exist they are passed to read_parquet
 // as hive_types, so their types never depend on DuckDB's autodetection.
+// TimeColumn names the table's time column ("" if none), on which files
+// are pruned by their min/max.
 //
 // Dir must lie inside one of Config.AllowedDirs, or the table is not exposed:
 // the sandbox would forbid reading its files anyway.
@@ -71,17 +77,32 @@ type Table struct {
 	Dir              string
 	Columns          []Column
 	PartitionColumns []Column
-	// Files, when not nil, is the exact list of Parquet files to read (all
-	// inside Dir) instead of every file under Dir. The catalog uses it to
-	// leave out files that compaction has merged into another one, so a
-	// query never sees a row twice while compaction runs.
-	Files []string
+	TimeColumn       string
 }
 
-// Catalog lists the tables; it is called before each query so new tables
-// become visible without restart. It must be safe for concurrent use.
+// Files is what a statement reads of one table: local paths (inside the
+// table's Dir), and what was skipped.
+type Files struct {
+	Paths  []string
+	Bytes  int64 // of Paths, as far as known
+	Pruned int   // files the statement's predicates ruled out
+	// UnionByName: the files' schemas differ (a table whose schema
+	// evolved), so columns are matched by name.
+	UnionByName bool
+	// Release is called once the statement ended (nil: nothing to do):
+	// the files may be evicted from a local cache after it.
+	Release func()
+}
+
+// Catalog lists the tables and their files. It must be safe for concurrent
+// use.
 type Catalog interface {
+	// Tables lists every table with its declared columns; it is called
+	// before each query, so new tables become visible without restart.
 	Tables() []Table
+	// Files returns the committed files of table that keep accepts (a file
+	// keep rejects cannot hold a row the statement needs), as local paths.
+	Files(ctx context.Context, table string, keep func(FileStats) bool) (Files, error)
 }
 
 // Config tunes an Engine. Zero values select the documented defaults.
@@ -101,6 +122,8 @@ type Config struct {
 	// AllowedDirs are the only directories DuckDB may read (sandbox). Every
 	// Table.Dir must lie inside one of them.
 	AllowedDirs []string
+	// Log gets one line per query (nil: none).
+	Log *slog.Logger
 	// TempDir is DuckDB's temp_directory for spilling, created if missing.
 	// Optional: when empty, spilling is disabled and a query that needs more
 	// than MemoryLimit fails with an out-of-memory error (a server error, see
@@ -126,6 +149,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxRows <= 0 {
 		c.MaxRows = defaultMaxRows
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
 	}
 	return c
 }
@@ -198,21 +224,20 @@ func (e *Engine) Query(ctx context.Context, sqlText string) (*Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
 	defer cancel()
 
-	_, setupErr := e.refresh(ctx, false)
-	res, err := e.run(ctx, sqlText)
-	if err != nil && isIOError(err) {
-		// The files behind a view may have vanished: look again, and retry
-		// once if that changed any view.
-		changed, rerr := e.refresh(ctx, true)
-		setupErr = rerr
-		if changed {
-			res, err = e.run(ctx, sqlText)
-		}
+	setupErr := e.refresh(ctx)
+	res, err := e.runBound(ctx, sqlText)
+	if err != nil && isIOError(err) && ctx.Err() == nil {
+		// A file the manifest listed may have been retired and deleted in
+		// between (a query longer than the grace period): read the
+		// manifests again, once.
+		res, err = e.runBound(ctx, sqlText)
 	}
 	if err != nil {
 		return nil, e.queryFailure(ctx, err, setupErr)
 	}
 	res.ElapsedMs = float64(time.Since(start).Microseconds()) / 1000
+	e.cfg.Log.Info("query", "elapsed_ms", res.ElapsedMs, "rows", res.RowCount, "files_scanned", res.FilesScanned,
+		"files_pruned", res.FilesPruned, "bytes_scanned", res.BytesScanned, "sql", truncateSQL(sqlText))
 	return res, nil
 }
 

@@ -4,46 +4,37 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 )
 
 // viewState is what the engine knows about one table's view.
 type viewState struct {
-	dir      string // absolute Table.Dir the state was computed for
-	hasFiles bool   // sticky: once a Parquet file was seen, no more walks
-	ddl      string // CREATE statement of the installed view, "" if none
+	table Table
+	ddl   string // CREATE statement of the installed view, "" if none
 }
 
-// parquetGlob matches the table's Parquet files at any depth, skipping names
-// that start with '.' (writers' temporary files); *.tmp files never match.
-const parquetGlob = "/**/[!.]*.parquet"
-
-// refresh brings the views in line with the catalog: it creates views for new
-// tables, replaces a view whose table gained its first file or whose declared
-// columns changed, and drops views of tables gone from the catalog. With
-// recheck, tables known to have files are walked again (their files may have
-// been deleted). It reports whether any view changed, and the problems met,
+// refresh brings the database-wide views in line with the catalog: every
+// table has a view with its declared columns and no row (what SHOW TABLES,
+// DESCRIBE and a statement that names no table see); views of tables gone
+// from the catalog are dropped. A statement reads a table's files through
+// a temporary view of its own connection, over the files the manifest
+// lists (see bind), which shadows this one. It reports the problems met,
 // one per table; a failing table does not keep the others from refreshing.
-func (e *Engine) refresh(ctx context.Context, recheck bool) (bool, error) {
+func (e *Engine) refresh(ctx context.Context) error {
 	tables := e.cat.Tables()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 
 	var errs []error
-	changed := false
 	seen := make(map[string]bool, len(tables))
 	for _, t := range tables {
 		key := strings.ToLower(t.Name) // DuckDB identifiers are case-insensitive
 		seen[key] = true
-		c, err := e.refreshTable(ctx, key, t, recheck)
-		changed = changed || c
-		if err != nil {
+		if err := e.refreshTable(ctx, key, t); err != nil {
 			errs = append(errs, err)
-			if st := e.views[key]; st != nil && e.dropStale(ctx, t.Name, st) {
-				changed = true
+			if st := e.views[key]; st != nil {
+				e.dropStale(ctx, t.Name, st)
 			}
 		}
 	}
@@ -54,69 +45,45 @@ func (e *Engine) refresh(ctx context.Context, recheck bool) (bool, error) {
 		if err := e.dropView(ctx, key, st); err != nil {
 			errs = append(errs, err)
 		}
-		changed = true
 	}
-	return changed, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
-func (e *Engine) refreshTable(ctx context.Context, key string, t Table, recheck bool) (bool, error) {
-	dir, err := e.checkTable(t)
-	if err != nil {
-		return false, fmt.Errorf("cannot expose table %q: %w", t.Name, err)
+func (e *Engine) refreshTable(ctx context.Context, key string, t Table) error {
+	if _, err := e.checkTable(t); err != nil {
+		return fmt.Errorf("cannot expose table %q: %w", t.Name, err)
 	}
 	st := e.views[key]
-	if st == nil || st.dir != dir {
-		st = &viewState{dir: dir, ddl: stateDDL(st)}
+	if st == nil {
+		st = &viewState{}
 		e.views[key] = st
 	}
-	if t.Files != nil {
-		for _, f := range t.Files {
-			if !strings.HasPrefix(f, dir+string(filepath.Separator)) {
-				return false, fmt.Errorf("cannot expose table %q: file %q is outside its directory", t.Name, f)
-			}
-		}
-		st.hasFiles = len(t.Files) > 0
-	} else if !st.hasFiles || recheck {
-		has, err := hasParquet(dir)
-		if err != nil {
-			return false, fmt.Errorf("cannot list files of table %q: %w", t.Name, err)
-		}
-		st.hasFiles = has
-	}
-	ddl, err := viewDDL(t, dir, st.hasFiles)
+	st.table = t
+	ddl, err := viewDDL(t, nil, false)
 	if err != nil {
-		return false, fmt.Errorf("cannot expose table %q: %w", t.Name, err)
+		return fmt.Errorf("cannot expose table %q: %w", t.Name, err)
 	}
 	if ddl == st.ddl {
-		return false, nil
+		return nil
 	}
 	if _, err := e.db.ExecContext(ctx, ddl); err != nil {
-		return false, fmt.Errorf("cannot create view %q: %w", t.Name, err)
+		return fmt.Errorf("cannot create view %q: %w", t.Name, err)
 	}
 	st.ddl = ddl
-	return true, nil
+	return nil
 }
 
 // dropStale drops the view left from an earlier state once the table can no
-// longer be exposed: an outdated empty view would answer 0 rows where the
-// table has files, while a missing one makes the query fail with the reason
+// longer be exposed: a missing view makes the query fail with the reason
 // attached.
-func (e *Engine) dropStale(ctx context.Context, name string, st *viewState) bool {
+func (e *Engine) dropStale(ctx context.Context, name string, st *viewState) {
 	if st.ddl == "" {
-		return false
+		return
 	}
 	if _, err := e.db.ExecContext(ctx, "DROP VIEW IF EXISTS "+sqlIdent(name)); err != nil {
-		return false
+		return
 	}
 	st.ddl = ""
-	return true
-}
-
-func stateDDL(st *viewState) string {
-	if st == nil {
-		return ""
-	}
-	return st.ddl
 }
 
 func (e *Engine) dropView(ctx context.Context, key string, st *viewState) error {
@@ -127,6 +94,19 @@ func (e *Engine) dropView(ctx context.Context, key string, st *viewState) error 
 	}
 	delete(e.views, key)
 	return nil
+}
+
+// known returns the exposed tables among names (lower-cased identifiers).
+func (e *Engine) known(names map[string]bool) []Table {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []Table
+	for key, st := range e.views {
+		if names[key] {
+			out = append(out, st.table)
+		}
+	}
+	return out
 }
 
 // checkTable validates what the catalog says about t and returns its
@@ -151,48 +131,21 @@ func (e *Engine) checkTable(t Table) (string, error) {
 	return dir, nil
 }
 
-// errFound stops the walk of hasParquet at the first Parquet file.
-var errFound = errors.New("found")
-
-// hasParquet reports whether dir holds at least one *.parquet file not
-// starting with '.', at any depth. A missing dir holds none.
-func hasParquet(dir string) (bool, error) {
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // dir, or a sub dir, vanished meanwhile
-			}
-			return err
-		}
-		if !d.IsDir() && isParquetName(d.Name()) {
-			return errFound
-		}
-		return nil
-	})
-	switch {
-	case errors.Is(err, errFound):
-		return true, nil
-	case err != nil && !errors.Is(err, os.ErrNotExist):
-		return false, err
-	}
-	return false, nil
-}
-
-func isParquetName(name string) bool {
-	return strings.HasSuffix(name, ".parquet") && !strings.HasPrefix(name, ".")
-}
-
-// viewDDL renders the CREATE statement of t's view: over its Parquet files
-// when it has some, else an empty relation with the declared columns.
-func viewDDL(t Table, dir string, hasFiles bool) (string, error) {
+// viewDDL renders the CREATE statement of t's database-wide view (files
+// nil: an empty relation with the declared columns) or, with files, of the
+// temporary view a statement reads t through.
+func viewDDL(t Table, files []string, unionByName bool) (string, error) {
 	for _, c := range append(append([]Column(nil), t.Columns...), t.PartitionColumns...) {
 		if err := checkColumn(c); err != nil {
 			return "", err
 		}
 	}
 	head := "CREATE OR REPLACE VIEW " + sqlIdent(t.Name) + " AS "
-	if hasFiles {
-		return head + parquetSelect(dir, t.Files, t.PartitionColumns), nil
+	if files != nil {
+		head = "CREATE OR REPLACE TEMP VIEW " + sqlIdent(t.Name) + " AS "
+	}
+	if len(files) > 0 {
+		return head + parquetSelect(files, unionByName, t.PartitionColumns), nil
 	}
 	body, err := emptySelect(t)
 	if err != nil {
@@ -201,25 +154,24 @@ func viewDDL(t Table, dir string, hasFiles bool) (string, error) {
 	return head + body, nil
 }
 
-// parquetSelect reads files (or, if nil, every Parquet file under dir),
-// unioning their schemas by column name (files written before a column was
-// added lack it) and pinning the Hive partition keys' types.
-func parquetSelect(dir string, files []string, parts []Column) string {
+// parquetSelect reads files, pinning the Hive partition keys' types. With
+// unionByName their schemas are unioned by column name (files written
+// before a column was added lack it); that makes DuckDB open every file to
+// bind, so it is asked for only when the manifest says the files' schemas
+// differ.
+func parquetSelect(files []string, unionByName bool, parts []Column) string {
 	var b strings.Builder
-	b.WriteString("SELECT * FROM read_parquet(")
-	if files == nil {
-		b.WriteString(sqlString(filepath.ToSlash(dir) + parquetGlob))
-	} else {
-		b.WriteString("[")
-		for i, f := range files {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(sqlString(filepath.ToSlash(f)))
+	b.WriteString("SELECT * FROM read_parquet([")
+	for i, f := range files {
+		if i > 0 {
+			b.WriteString(", ")
 		}
-		b.WriteString("]")
+		b.WriteString(sqlString(filepath.ToSlash(f)))
 	}
-	b.WriteString(", hive_partitioning = true, union_by_name = true")
+	b.WriteString("], hive_partitioning = true")
+	if unionByName {
+		b.WriteString(", union_by_name = true")
+	}
 	if len(parts) > 0 {
 		b.WriteString(", hive_types = {")
 		for i, p := range parts {

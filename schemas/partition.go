@@ -124,7 +124,7 @@ func (s *Schema) partitionKeys() ([]partKey, error) {
 // PartitionPath is the Hive partition directory of row r, relative to the
 // table's directory, without leading or trailing slash: "dt=2026-11-22/hour=03",
 // "region=eu/dt=2026-11-22". Late rows land in the partition of their own
-// time. Null values give DefaultPartition; string values are escaped like
+// time. Null values (and empty strings, as Hive and Spark write them) give DefaultPartition; string values are escaped like
 // Hive does (see escapePartition). The schema must be valid.
 func (s *Schema) PartitionPath(r Row) string {
 	var buf [64]byte
@@ -164,6 +164,9 @@ func (k partKey) appendPath(b []byte, s *Schema, r Row) []byte {
 	case nil:
 		return append(b, DefaultPartition...)
 	case string:
+		if v == "" { // as Hive and Spark write it: they refuse "col="
+			return append(b, DefaultPartition...)
+		}
 		return appendEscaped(b, v)
 	case bool:
 		return strconv.AppendBool(b, v)

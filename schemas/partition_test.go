@@ -69,7 +69,7 @@ func TestPartitionPath(t *testing.T) {
 	// partition's name as a value is escaped so it does not read as NULL.
 	r := partSchema("region")
 	f(r, `{"region":"a/b=c%d e:\u0001é\u2028#?*[]{}^'\"\\"}`, `region=a%2Fb%3Dc%25d e%3A%01é%E2%80%A8%23%3F%2A%5B%5D%7B}%5E%27%22%5C`)
-	f(r, `{"region":""}`, "region=")
+	f(r, `{"region":""}`, "region=__HIVE_DEFAULT_PARTITION__") // Hive's and Spark's way: they refuse "region="
 	f(r, `{"region":"__HIVE_DEFAULT_PARTITION__"}`, "region=%5F_HIVE_DEFAULT_PARTITION__")
 	f(r, `{"region":"..","ts":1}`, "region=..")
 }
@@ -202,7 +202,7 @@ func TestPartitionsInDuckDB(t *testing.T) {
 		{"a", "eu", "1", "true", "2026-01-02", "2026-01-02", "3"},
 		{"b", "a/b=c%d e:\x01é\u2028#?*[]{}^'\"\\", "-2", "false", "1999-12-31", "2026-01-02", "4"},
 		{"c", "NULL", "NULL", "NULL", "NULL", "2026-01-02", "5"},
-		{"d", "", "NULL", "NULL", "NULL", "2026-01-02", "6"},
+		{"d", "NULL", "NULL", "NULL", "NULL", "2026-01-02", "6"},
 		{"e", "__HIVE_DEFAULT_PARTITION__", "NULL", "NULL", "NULL", "2026-01-02", "7"},
 	}
 	if !reflect.DeepEqual(got, want) {

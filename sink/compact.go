@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -16,11 +16,13 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
+	"github.com/sluice-dev/sluice/internal/failpoint"
 	"github.com/sluice-dev/sluice/internal/objstore"
 )
 
 // fileRef is a table file named by the sink:
-// tables/<table>/<hive dirs>/<stream>-<partition>-<first>-<last>.parquet.
+// tables/<table>/<hive dirs>/<stream>-<partition>-<first>-<last>-<epoch>.parquet
+// (releases before manifests wrote no epoch).
 type fileRef struct {
 	key         string
 	dir         string // the Hive directory
@@ -42,25 +44,30 @@ func parseFileKey(key string) (fileRef, bool) {
 	if !ok {
 		return fileRef{}, false
 	}
-	// Stream names have no '-', so the last three fields are numbers.
+	// Stream names have no '-', so the other fields are numbers.
 	parts := strings.Split(base, "-")
-	if len(parts) != 4 {
+	if len(parts) != 4 && len(parts) != 5 {
 		return fileRef{}, false
 	}
 	f := fileRef{key: key, dir: strings.TrimSuffix(dir, "/"), stream: parts[0]}
+	var epoch int64
 	if _, err := fmt.Sscanf(parts[1]+" "+parts[2]+" "+parts[3], "%d %d %d", &f.partition, &f.first, &f.last); err != nil || f.first > f.last {
 		return fileRef{}, false
+	}
+	if len(parts) == 5 {
+		if _, err := fmt.Sscanf(parts[4], "%d", &epoch); err != nil {
+			return fileRef{}, false
+		}
 	}
 	return f, true
 }
 
-// Visible filters a table's Parquet keys down to the ones a query must read:
-// a file whose offset range lies within another file of the same directory,
-// stream and partition has been merged into it by compaction, so it is left
-// out. This is what makes compaction atomic for readers: the merged file
-// supersedes the small ones the instant it exists (one atomic write), and
-// deleting them afterwards changes nothing a query sees. Keys not named by
-// the sink are kept as they are.
+// Visible filters the Parquet keys of a table written before manifests down
+// to the ones a query read then: a file whose offset range lies within
+// another file of the same directory, stream and partition had been merged
+// into it by compaction. Only the one-time adoption of such a table's files
+// (and of its partitions not adopted yet) uses it; a table with manifests is
+// what they list. Keys not named by the sink are kept as they are.
 func Visible(keys []string) []string {
 	groups := map[string][]fileRef{}
 	var out []string
@@ -82,45 +89,39 @@ func Visible(keys []string) []string {
 	return out
 }
 
-// Compactor merges a table's small files: within each Hive directory and
-// stream partition, runs of consecutive files smaller than TargetBytes are
-// rewritten as one file named by the run's offset range; the next pass
-// deletes them (queries that listed them just before may still be reading).
-//
-// It only touches files below the partition's committed offset (Committed),
-// never a flush that may still be rolled back. A crash between writing the
-// merged file and deleting the small ones leaves them superseded (Visible
-// hides them) and the next pass deletes them, as it does after every merge.
-type Compactor struct {
-	Bucket objstore.Bucket
-	Table  string
-	// Schema is the Arrow schema the sink writes the table with. Parquet
-	// readers return JSON columns as plain binary; merged files are written
-	// with the table's types again, or JSON would turn into BLOB.
-	Schema *arrow.Schema
-	// Committed returns the first offset not yet durable for a stream
-	// partition (-1 if unknown: nothing of it is compacted).
-	Committed    func(ctx context.Context, stream string, partition int32) (int64, error)
-	TargetBytes  int64 // files at least this big are left alone (default 64 MiB)
-	RowGroupRows int64 // row groups of merged files (0: RowGroupRows)
-	Log          *slog.Logger
+// DefaultRetireGrace is how long a file a compaction replaced is kept by
+// default: longer than the longest query (--query-timeout, 1 min by default).
+const DefaultRetireGrace = 10 * time.Minute
+
+// CompactDue reports whether a compaction pass is due (Config.CompactInterval).
+func (w *Writer) CompactDue(now time.Time) bool {
+	return w.cfg.CompactInterval > 0 && now.Sub(w.compacted) >= w.cfg.CompactInterval && w.sealed == nil
 }
 
-// Run does one compaction pass and returns how many files it merged away.
-func (c *Compactor) Run(ctx context.Context) (int, error) {
-	groups := map[string][]fileRef{}
-	err := c.Bucket.List(ctx, "tables/"+c.Table+"/", func(key string) error {
-		if f, ok := parseFileKey(key); ok {
-			groups[f.group()] = append(groups[f.group()], f)
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("cannot list table %q for compaction: %w", c.Table, err)
+// Compact is one compaction pass over the partition's own committed files:
+// within each Hive directory, each run of consecutive files smaller than
+// CompactTarget is merged into one file, and the manifest swaps the run for
+// it in one conditional write; the run's files are retired and deleted
+// RetireGrace later (queries that listed them may still be reading). Only
+// the owner compacts its partition, from the goroutine that flushes it, so
+// compactions never overlap each other or a flush.
+//
+// A merge follows the flush's protocol (pending, upload, commit), so a crash
+// leaves either the old files or the merged one in the manifest, never both.
+// The files being merged count against the memory budget. It returns how
+// many files were merged away; an error leaves the manifest as it was
+// (ErrFenced: another writer owns the partition).
+func (w *Writer) Compact(ctx context.Context) (int, error) {
+	w.compacted = time.Now()
+	if w.sealed != nil || w.pending != nil {
+		return 0, nil
+	}
+	if err := w.dropRetired(ctx); err != nil {
+		return 0, err
 	}
 	merged := 0
-	for _, fs := range groups {
-		n, err := c.compactGroup(ctx, fs)
+	for _, run := range w.runs() {
+		n, err := w.merge(ctx, run)
 		merged += n
 		if err != nil {
 			return merged, err
@@ -129,66 +130,131 @@ func (c *Compactor) Run(ctx context.Context) (int, error) {
 	return merged, nil
 }
 
-func (c *Compactor) compactGroup(ctx context.Context, fs []fileRef) (int, error) {
-	// Files superseded by an earlier merge go first.
-	var live []fileRef
-	for _, f := range fs {
-		if slices.ContainsFunc(fs, func(g fileRef) bool { return g.contains(f) }) {
-			if err := c.Bucket.Delete(ctx, f.key); err != nil {
-				return 0, err
-			}
-			continue
-		}
-		live = append(live, f)
-	}
-	slices.SortFunc(live, func(a, b fileRef) int { return int(a.first - b.first) })
-	committed, err := c.Committed(ctx, live[0].stream, live[0].partition)
-	if err != nil {
-		return 0, err
-	}
-	merged := 0
-	var run []fileRef
-	var runBytes int64
-	for _, f := range live {
-		size, err := c.Bucket.Stat(ctx, f.key)
-		if err != nil {
-			return merged, err
-		}
-		// A run stops at a big file, an uncommitted one, or once it holds
-		// a target's worth of data (which also bounds the merge's memory).
-		if size < c.target() && f.last < committed && runBytes+size <= c.target() {
-			run = append(run, f)
-			runBytes += size
-			continue
-		}
-		n, err := c.merge(ctx, run)
-		merged += n
-		if err != nil {
-			return merged, err
-		}
-		run, runBytes = nil, 0
-		if size < c.target() && f.last < committed {
-			run, runBytes = []fileRef{f}, size
-		}
-	}
-	n, err := c.merge(ctx, run)
-	return merged + n, err
-}
-
-func (c *Compactor) target() int64 {
-	if c.TargetBytes <= 0 {
+func (w *Writer) target() int64 {
+	if w.cfg.CompactTarget <= 0 {
 		return 64 << 20
 	}
-	return c.TargetBytes
+	return w.cfg.CompactTarget
 }
 
-// merge rewrites run (consecutive files of one group) as one file, then
-// deletes them. Runs of fewer than two files, or of files whose schemas
-// differ (a table whose schema evolved), are left alone.
-func (c *Compactor) merge(ctx context.Context, run []fileRef) (int, error) {
-	if len(run) < 2 {
-		return 0, nil
+func (w *Writer) grace() time.Duration {
+	if w.cfg.RetireGrace <= 0 {
+		return DefaultRetireGrace
 	}
+	return w.cfg.RetireGrace
+}
+
+// runs are the merge candidates: per Hive directory, runs of at least two
+// consecutive small files of the table's current schema (or of unknown
+// schema: the merge checks), together at most a target's worth (which also
+// bounds the merge's memory).
+func (w *Writer) runs() [][]FileEntry {
+	byDir := map[string][]FileEntry{}
+	for _, f := range w.manifest.Files {
+		byDir[path.Dir(f.Key)] = append(byDir[path.Dir(f.Key)], f)
+	}
+	var runs [][]FileEntry
+	for _, dir := range slices.Sorted(maps.Keys(byDir)) {
+		fs := byDir[dir]
+		slices.SortFunc(fs, func(a, b FileEntry) int { return cmpInt(a.First, b.First) })
+		var run []FileEntry
+		var bytes int64
+		for _, f := range fs {
+			small := f.Size < w.target() && (f.Schema == "" || f.Schema == w.fingerprint)
+			if small && bytes+f.Size <= w.target() {
+				run, bytes = append(run, f), bytes+f.Size
+				continue
+			}
+			if len(run) >= 2 {
+				runs = append(runs, run)
+			}
+			run, bytes = nil, 0
+			if small {
+				run, bytes = []FileEntry{f}, f.Size
+			}
+		}
+		if len(run) >= 2 {
+			runs = append(runs, run)
+		}
+	}
+	return runs
+}
+
+// merge rewrites run as one file and swaps it into the manifest. A run
+// whose files turn out to have another schema (the table evolved) is left
+// alone.
+func (w *Writer) merge(ctx context.Context, run []FileEntry) (int, error) {
+	var runBytes int64
+	for _, f := range run {
+		runBytes += f.Size
+	}
+	w.cfg.Budget.add(runBytes)
+	defer w.cfg.Budget.add(-runBytes)
+	first, last := run[0], run[len(run)-1]
+	key := w.fileKey(strings.TrimPrefix(path.Dir(first.Key), "tables/"+w.cfg.Table+"/"), first.First, last.Last)
+	if w.manifest.has(key) {
+		return 0, nil // merged before, in this epoch: nothing new to gain
+	}
+	data, rows, err := w.mergeFiles(ctx, run)
+	if err != nil || data == nil {
+		return 0, err
+	}
+	entry := FileEntry{Key: key, Size: int64(len(data)), Rows: rows, First: first.First, Last: last.Last,
+		Part: hivePart(key), Schema: w.fingerprint}
+	entry.MinTime, entry.MaxTime = spanOf(run)
+	keys := mapSlice(run, func(f FileEntry) string { return f.Key })
+	pending := w.progress(w.next, w.state, w.manifest)
+	pending.Pending = &Pending{Next: w.next, Files: []string{key}, Entries: []FileEntry{entry}, Replaces: keys, State: w.state}
+	if err := w.save(ctx, pending); err != nil {
+		return 0, fmt.Errorf("cannot compact files of %s/%d in table %q: %w", w.cfg.Stream, w.cfg.Partition, w.cfg.Table, err)
+	}
+	failpoint.Hit("sink.compact-after-pending")
+	if err := w.cfg.Bucket.Put(ctx, key, data); err != nil {
+		return 0, fmt.Errorf("cannot write merged file %q: %w", key, err)
+	}
+	m := w.manifest.clone()
+	m.replace(keys, []FileEntry{entry}, time.Now().UTC())
+	if err := w.save(ctx, w.progress(w.next, w.state, m)); err != nil { // w.pending is nil: no flush is under way
+		return 0, fmt.Errorf("cannot compact files of %s/%d in table %q: %w", w.cfg.Stream, w.cfg.Partition, w.cfg.Table, err)
+	}
+	w.manifest = m
+	return len(run), nil
+}
+
+// dropRetired deletes the retired files older than the grace period, then
+// takes them out of the manifest (a crash in between deletes them again).
+func (w *Writer) dropRetired(ctx context.Context) error {
+	now := time.Now()
+	var keep []Retired
+	dropped := false
+	for _, r := range w.manifest.Retired {
+		if now.Sub(r.At) < w.grace() {
+			keep = append(keep, r)
+			continue
+		}
+		if err := w.cfg.Bucket.Delete(ctx, r.Key); err != nil {
+			return fmt.Errorf("cannot delete retired file %q: %w", r.Key, err)
+		}
+		dropped = true
+	}
+	if !dropped {
+		return nil
+	}
+	m := w.manifest.clone()
+	m.Retired = keep
+	if err := w.save(ctx, w.progress(w.next, w.state, m)); err != nil {
+		return fmt.Errorf("cannot drop retired files of %s/%d in table %q: %w", w.cfg.Stream, w.cfg.Partition, w.cfg.Table, err)
+	}
+	w.manifest = m
+	return nil
+}
+
+// mergeFiles reads run's files and encodes their rows as one Parquet file
+// with the table's Arrow schema (Parquet readers return JSON columns as
+// plain binary; without it JSON would turn into BLOB). nil data: a file of
+// another schema, nothing to merge.
+func (w *Writer) mergeFiles(ctx context.Context, run []FileEntry) ([]byte, int64, error) {
+	target := w.cfg.Schema.ArrowSchema()
 	var recs []arrow.RecordBatch
 	var readers []*file.Reader
 	defer func() {
@@ -198,51 +264,40 @@ func (c *Compactor) merge(ctx context.Context, run []fileRef) (int, error) {
 			r.Close()
 		}
 	}()
-	var schema *arrow.Schema
+	var rows int64
 	for _, f := range run {
-		batches, pf, err := c.read(ctx, f.key)
+		batches, pf, err := readParquet(ctx, w.cfg.Bucket, f.Key)
 		if pf != nil {
 			readers = append(readers, pf)
 		}
 		if err != nil {
 			release(batches)
-			return 0, err
+			return nil, 0, err
 		}
 		for _, rec := range batches {
-			conformed, ok := conform(rec, c.Schema)
+			conformed, ok := conform(rec, target)
 			rec.Release()
 			if !ok { // a file of an older schema: leave the run alone
-				return 0, nil
+				return nil, 0, nil
 			}
 			recs = append(recs, conformed)
-			schema = conformed.Schema()
+			rows += conformed.NumRows()
 		}
 	}
-	if schema == nil {
-		return 0, nil
-	}
-	tbl := array.NewTableFromRecords(schema, recs)
+	tbl := array.NewTableFromRecords(target, recs)
 	defer tbl.Release()
 	var buf bytes.Buffer
-	if err := pqarrow.WriteTable(tbl, &buf, rowGroupRows(c.RowGroupRows), propsFor(c.RowGroupRows), pqarrow.DefaultWriterProps()); err != nil {
-		return 0, fmt.Errorf("cannot encode merged file of table %q: %w", c.Table, err)
+	if err := pqarrow.WriteTable(tbl, &buf, rowGroupRows(w.cfg.RowGroupRows), propsFor(w.cfg.RowGroupRows), pqarrow.DefaultWriterProps()); err != nil {
+		return nil, 0, fmt.Errorf("cannot encode merged file of table %q: %w", w.cfg.Table, err)
 	}
-	first, last := run[0], run[len(run)-1]
-	key := fmt.Sprintf("%s/%s-%d-%d-%d.parquet", first.dir, first.stream, first.partition, first.first, last.last)
-	if err := c.Bucket.Put(ctx, key, buf.Bytes()); err != nil {
-		return 0, fmt.Errorf("cannot write merged file %q: %w", key, err)
-	}
-	// The merged files are now superseded; they are deleted at the next
-	// pass, so that queries which listed them before this instant can
-	// still read them.
-	return len(run), nil
+	return buf.Bytes(), rows, nil
 }
 
 // read loads one Parquet object as record batches. The caller releases
 // them, then closes the reader, whose buffers they may point into (closing
 // it first lets later reads overwrite the values: seen in tests).
-func (c *Compactor) read(ctx context.Context, key string) ([]arrow.RecordBatch, *file.Reader, error) {
-	data, err := c.Bucket.Get(ctx, key)
+func readParquet(ctx context.Context, b objstore.Bucket, key string) ([]arrow.RecordBatch, *file.Reader, error) {
+	data, err := b.Get(ctx, key)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -268,44 +323,6 @@ func (c *Compactor) read(ctx context.Context, key string) ([]arrow.RecordBatch, 
 		out = append(out, rec)
 	}
 	return out, pf, nil
-}
-
-// Loop runs a pass every interval until ctx ends.
-func (c *Compactor) Loop(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if n, err := c.Run(ctx); err != nil && ctx.Err() == nil {
-			c.Log.Warn("compaction failed; retrying at the next pass", "table", c.Table, "err", err)
-		} else if n > 0 {
-			c.Log.Info("compacted", "table", c.Table, "files", n)
-		}
-	}
-}
-
-// VisibleFiles lists the local paths of table's Parquet files in a directory
-// store (or a mirror laid out like one) that a query must read (see Visible).
-func VisibleFiles(ctx context.Context, d *objstore.Dir, table string) ([]string, error) {
-	var keys []string
-	err := d.List(ctx, "tables/"+table+"/", func(key string) error {
-		if strings.HasSuffix(key, ".parquet") {
-			keys = append(keys, key)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	paths := []string{}
-	for _, k := range Visible(keys) {
-		paths = append(paths, d.Path(k))
-	}
-	return paths, nil
 }
 
 func release(recs []arrow.RecordBatch) {

@@ -1,15 +1,12 @@
 package sink
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/parquet/file"
-
-	"github.com/sluice-dev/sluice/schemas"
 )
 
 // TestCompactKeepsJSONValues: merged files keep every row's own values,
@@ -31,11 +28,10 @@ func TestCompactKeepsJSONValues(t *testing.T) {
 	beforeRows := tableRows(t, d)
 	slices.Sort(beforeRows) // files are listed in lexical, not offset, order
 	before := strings.Join(beforeRows, "\n")
-	c := &Compactor{Bucket: d, Table: "app_logs", Schema: schemas.LogSchema().ArrowSchema(), Committed: func(context.Context, string, int32) (int64, error) { return 3 * perFile, nil }}
-	if n, err := c.Run(t.Context()); err != nil || n != 3 {
-		t.Fatalf("Run = %d, %v", n, err)
+	if n, err := w.Compact(t.Context()); err != nil || n != 3 {
+		t.Fatalf("Compact = %d, %v", n, err)
 	}
-	afterRows := visibleRows(t, d)
+	afterRows := tableRows(t, d)
 	slices.Sort(afterRows)
 	if after := strings.Join(afterRows, "\n"); after != before {
 		a, b := strings.Split(after, "\n"), strings.Split(before, "\n")
@@ -57,11 +53,10 @@ func TestCompactKeepsColumnTypes(t *testing.T) {
 		add(t, w, logRows(t, i, `{"ts":"2026-11-22T03:00:00Z","id":1}`), i, i)
 		flush(t, w)
 	}
-	c := &Compactor{Bucket: d, Table: "app_logs", Schema: schemas.LogSchema().ArrowSchema(), Committed: func(context.Context, string, int32) (int64, error) { return 2, nil }}
-	if n, err := c.Run(t.Context()); err != nil || n != 2 {
-		t.Fatalf("Run = %d, %v", n, err)
+	if n, err := w.Compact(t.Context()); err != nil || n != 2 {
+		t.Fatalf("Compact = %d, %v", n, err)
 	}
-	f, err := file.OpenParquetFile(d.Path("tables/app_logs/dt=2026-11-22/hour=03/logs-2-0-1.parquet"), false)
+	f, err := file.OpenParquetFile(d.Path("tables/app_logs/dt=2026-11-22/hour=03/logs-2-0-1-1.parquet"), false)
 	if err != nil {
 		t.Fatal(err)
 	}

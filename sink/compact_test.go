@@ -1,12 +1,11 @@
 package sink
 
 import (
-	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/sluice-dev/sluice/internal/objstore"
+	"time"
 )
 
 func TestVisibleHidesMergedFiles(t *testing.T) {
@@ -33,56 +32,79 @@ func TestVisibleHidesMergedFiles(t *testing.T) {
 
 // TestCompactMergesCommittedSmallFiles: small committed files of a partition
 // are merged into one with the same rows; files at or past the committed
-// offset are left alone; the merged-away files are deleted at the next pass.
-func TestCompactMergesCommittedSmallFiles(t *testing.T) {
+// TestCompactMergesSmallFiles: the owner's small committed files of one
+// Hive directory are merged into one with the same rows, swapped into the
+// manifest in one write; the merged-away files are retired, still on disk
+// for the queries that listed them, and deleted after the grace period.
+func TestCompactMergesSmallFiles(t *testing.T) {
 	d := newDir(t)
-	w, _ := open(t, testConfig(d))
+	cfg := testConfig(d)
+	cfg.RetireGrace = time.Hour
+	w, _ := open(t, cfg)
 	for i := range int64(5) { // five flushes, offsets 0..4 one at a time, all in hour 03
 		add(t, w, tsRows(t, i, "2026-11-22T03:00:00Z"), i, i)
 		flush(t, w)
 	}
+	add(t, w, tsRows(t, 5, "2026-11-22T04:00:00Z"), 5, 5) // buffered, not committed: left alone
 	before := strings.Join(tableRows(t, d), "\n")
-	c := &Compactor{Bucket: d, Table: "app_logs", Committed: func(context.Context, string, int32) (int64, error) { return 4, nil }}
-	n, err := c.Run(t.Context())
-	if err != nil || n != 4 {
-		t.Fatalf("Run = %d, %v; want 4 files merged (offset 4 is not committed)", n, err)
+	n, err := w.Compact(t.Context())
+	if err != nil || n != 5 {
+		t.Fatalf("Compact = %d, %v; want 5 files merged", n, err)
 	}
-	all := keys(t, d, "tables/")
-	visible := Visible(all)
-	wantVisible := []string{
-		"tables/app_logs/dt=2026-11-22/hour=03/logs-2-0-3.parquet",
-		"tables/app_logs/dt=2026-11-22/hour=03/logs-2-4-4.parquet",
+	want := []string{"tables/app_logs/dt=2026-11-22/hour=03/logs-2-0-4-1.parquet"}
+	if got := committedKeys(t, d); !slices.Equal(got, want) {
+		t.Fatalf("manifest after merge: %v, want %v", got, want)
 	}
-	if !slices.Equal(visible, wantVisible) {
-		t.Fatalf("visible after merge: %v", visible)
+	if all := keys(t, d, "tables/"); len(all) != 6 {
+		t.Fatalf("merged-away files deleted before the grace period: %v", all)
 	}
-	if len(all) != 6 {
-		t.Fatalf("merged-away files deleted before the next pass: %v", all)
+	if p := progress(t, d); len(p.Manifest.Retired) != 5 || p.Manifest.Files[0].Rows != 5 || p.Manifest.Files[0].First != 0 || p.Manifest.Files[0].Last != 4 {
+		t.Fatalf("manifest after merge: %+v", p.Manifest)
 	}
-	if after := strings.Join(visibleRows(t, d), "\n"); after != before {
+	if after := strings.Join(tableRows(t, d), "\n"); after != before {
 		t.Fatalf("rows changed by compaction:\n%s\nwant\n%s", after, before)
 	}
-	if _, err := c.Run(t.Context()); err != nil {
+	if next := flush(t, w); next != 6 {
+		t.Fatalf("flush after compaction: next %d", next)
+	}
+	// Past the grace period the retired files go.
+	w.manifest.Retired[0].At = time.Now().Add(-2 * time.Hour)
+	if _, err := w.Compact(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if all := keys(t, d, "tables/"); !slices.Equal(all, wantVisible) {
-		t.Fatalf("after the second pass: %v", all)
+	if all := keys(t, d, "tables/"); len(all) != 6 || len(progress(t, d).Manifest.Retired) != 4 {
+		t.Fatalf("after the grace period of one retired file: %v, retired %v", all, progress(t, d).Manifest.Retired)
 	}
 }
 
-// visibleRows is tableRows restricted to the files a query reads.
-func visibleRows(t *testing.T, b objstore.Bucket) []string {
-	t.Helper()
-	var out []string
-	for _, k := range Visible(keys(t, b, "tables/")) {
-		data, err := b.Get(context.Background(), k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, rows := readParquet(t, data)
-		for _, r := range rows {
-			out = append(out, k[:strings.LastIndex(k, "/")]+" "+r)
-		}
+// TestCompactCrashKeepsOneCopy: a compaction interrupted after its pending
+// record (merged file written or not) is resolved by the next claim: the
+// table holds each row once, in the old files or in the merged one.
+func TestCompactCrashKeepsOneCopy(t *testing.T) {
+	for _, upload := range []bool{false, true} {
+		t.Run(fmt.Sprint("uploaded=", upload), func(t *testing.T) {
+			d := newDir(t)
+			fb := &flakyBucket{Bucket: d}
+			w, _ := open(t, testConfig(fb))
+			for i := range int64(3) {
+				add(t, w, tsRows(t, i, "2026-11-22T03:00:00Z"), i, i)
+				flush(t, w)
+			}
+			before := strings.Join(tableRows(t, d), "\n")
+			fb.arm(func(n int, key string) bool {
+				return strings.HasSuffix(key, ".json") && n > 0 || !upload && strings.HasSuffix(key, ".parquet")
+			}) // the pending record lands, then the store fails
+			if _, err := w.Compact(t.Context()); err == nil {
+				t.Fatal("Compact succeeded on a failing store")
+			}
+			fb.arm(nil)
+			open(t, testConfig(d)) // the next owner
+			if after := strings.Join(tableRows(t, d), "\n"); after != before {
+				t.Fatalf("rows after the interrupted compaction:\n%s\nwant\n%s", after, before)
+			}
+			if p := progress(t, d); p.Pending != nil || len(p.Manifest.Files) != map[bool]int{false: 3, true: 1}[upload] {
+				t.Fatalf("progress after recovery: %+v", p)
+			}
+		})
 	}
-	return out
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -112,7 +113,7 @@ func progress(t testing.TB, b objstore.Bucket) Progress {
 // readParquet decodes a Parquet file with arrow-go's reader and renders each
 // row as "col=value ..." (nulls left out, timestamps as RFC 3339 in UTC,
 // JSON as text).
-func readParquet(t testing.TB, data []byte) (*arrow.Schema, []string) {
+func readParquetFile(t testing.TB, data []byte) (*arrow.Schema, []string) {
 	t.Helper()
 	tbl, err := pqarrow.ReadTable(context.Background(), bytes.NewReader(data), nil, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
 	if err != nil {
@@ -146,17 +147,49 @@ func readParquet(t testing.TB, data []byte) (*arrow.Schema, []string) {
 	return tbl.Schema(), rows
 }
 
-// tableRows reads every Parquet file of the table, each row as
-// "<hive partition> <row>", files in key order and rows in file order.
+// tableRows reads every Parquet file the partition's manifest lists (what
+// a query reads), each row as "<hive partition> <row>", files in key order
+// and rows in file order.
 func tableRows(t testing.TB, b objstore.Bucket) []string {
 	t.Helper()
+	return rowsOf(t, b, committedKeys(t, b))
+}
+
+// committedKeys are the keys the test partition's manifest lists, sorted.
+func committedKeys(t testing.TB, b objstore.Bucket) []string {
+	t.Helper()
+	p := progress(t, b)
+	if p.Manifest == nil {
+		t.Fatal("progress has no manifest")
+	}
+	files, err := p.Manifest.AllFiles(context.Background(), b.Get)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out []string
-	for _, k := range keys(t, b, "tables/") {
+	for _, f := range files {
+		out = append(out, f.Key)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// dirRows reads every Parquet file in the table's directory, committed or
+// not (what a directory reader would see).
+func dirRows(t testing.TB, b objstore.Bucket) []string {
+	t.Helper()
+	return rowsOf(t, b, keys(t, b, "tables/"))
+}
+
+func rowsOf(t testing.TB, b objstore.Bucket, keys []string) []string {
+	t.Helper()
+	var out []string
+	for _, k := range keys {
 		data, err := b.Get(context.Background(), k)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, rows := readParquet(t, data)
+		_, rows := readParquetFile(t, data)
 		dir := k[:strings.LastIndex(k, "/")]
 		for _, r := range rows {
 			out = append(out, dir+" "+r)

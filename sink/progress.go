@@ -11,55 +11,41 @@ import (
 )
 
 // Progress is the durable record of how far one stream partition has been
-// written into a pipeline's table. It is the source of truth for where a
-// worker resumes; the Kafka consumer-group offset follows it (for lag
-// monitoring and tools) and is never ahead of it.
+// written into a pipeline's table, and of the files that hold it (Manifest).
+// It is the source of truth for where a worker resumes and for what a query
+// reads; the Kafka consumer-group offset follows it (for lag monitoring and
+// tools) and is never ahead of it. Only the partition's owner writes it, each
+// write conditional on the version it read or wrote last (fencing).
 type Progress struct {
 	// Next is the first offset not yet in the table.
 	Next int64 `json:"next"`
-	// Pending, when set, is a flush that was started and may not have
-	// finished: its files may be partly written.
+	// Pending, when set, is a change of the manifest that was started and
+	// may not have finished: its files may be partly written.
 	Pending *Pending `json:"pending,omitempty"`
 	// Epoch counts the writers that claimed the partition; each writer
-	// checks it still holds the newest before it writes (fencing).
+	// writes only over the version it last saw (fencing).
 	Epoch int64 `json:"epoch"`
 	// State is the caller's state as of Next (see Writer.SetState); absent
 	// for callers that keep none.
 	State json.RawMessage `json:"state,omitempty"`
-	// Replay, when set, is a flush a claim rolled back (see claimOnce) that
-	// has not been written again yet.
-	Replay  *Replay   `json:"replay,omitempty"`
-	Updated time.Time `json:"updated"`
+	// Manifest lists the committed files. nil in an object written by a
+	// release before manifests: the next claim adopts the files once.
+	Manifest *Manifest `json:"manifest,omitempty"`
+	// Status is the owner's account of the partition (the caller's JSON:
+	// state, attempts, last error), so any process can show it.
+	Status  json.RawMessage `json:"status,omitempty"`
+	Updated time.Time       `json:"updated"`
 }
 
-// Replay is a rolled-back flush that the partition's next flush must
-// repeat exactly: offsets Next..Last, no more and no fewer, so that its
-// files get the rolled-back files' names. A fenced writer may still be
-// uploading those files (its epoch check passed just before the claim); a
-// late upload then replaces a file of the repeat with the same rows instead
-// of adding a file of its own that would repeat them.
-type Replay struct {
-	First int64 `json:"first"` // the first offset the rolled-back flush wrote; -1: unknown
-	Last  int64 `json:"last"`
-}
-
-// rolledBack is the Replay of pending flush p.
-func rolledBack(p *Pending) *Replay {
-	r := &Replay{First: -1, Last: p.Next - 1}
-	if len(p.Files) > 0 {
-		if f, ok := parseFileKey(p.Files[0]); ok {
-			r.First = f.first
-		}
-	}
-	return r
-}
-
-// Pending describes a flush in progress: the files it writes and the Next it
-// moves to once all of them are written.
+// Pending describes a manifest change in progress: a flush (Entries are
+// added and Next moves) or a compaction (Entries replace the files named by
+// Replaces; Next stays). Files are the keys being written.
 type Pending struct {
-	Next  int64           `json:"next"`
-	Files []string        `json:"files"`
-	State json.RawMessage `json:"state,omitempty"` // the caller's state as of Next
+	Next     int64           `json:"next"`
+	Files    []string        `json:"files"`
+	Entries  []FileEntry     `json:"entries,omitempty"`
+	Replaces []string        `json:"replaces,omitempty"`
+	State    json.RawMessage `json:"state,omitempty"` // the caller's state as of Next
 }
 
 // progressKey is where the progress of (pipeline, stream, partition) lives.
@@ -135,49 +121,54 @@ var ErrFenced = errors.New("fenced: another worker has claimed this partition")
 // helps, an operator must remove it.
 var ErrCorruptProgress = errors.New("corrupt progress object")
 
-// claimProgress finishes or undoes an interrupted flush, then claims the
+// claimProgress finishes or undoes an interrupted manifest change, adopts
+// the files of a partition written before manifests, then claims the
 // partition for a new writer by bumping its epoch. It returns the progress
 // the writer resumes from (Next -1: nothing written yet), with the writer's
 // epoch and the caller's state as of Next.
 //
-// A pending flush whose files all exist is rolled forward: the rows are in
-// the table, so Next moves past them. Otherwise it is rolled back: the files
-// that did get written are deleted, and the records are read again from Next
-// (they may be cut into different files this time, so the partial files must
-// go, or their rows would be counted twice).
+// A pending change whose files all exist is rolled forward: its entries go
+// into the manifest (a flush also moves Next past its records). Otherwise
+// it is rolled back: the files that did get written are deleted (a zombie's
+// upload that lands later is in no manifest, so never visible, and garbage),
+// and a flush's records are read again from Next.
 //
 // The claim is a conditional write on the version read, so two writers
 // claiming at once cannot both win; the loser reads again and claims after
 // the winner (it is the one Kafka assigned the partition to last).
-func claimProgress(ctx context.Context, b objstore.Bucket, key string) (claimed Progress, version string, err error) {
+func claimProgress(ctx context.Context, b objstore.Bucket, key string, cfg Config) (claimed Progress, version string, err error) {
 	for attempt := 1; ; attempt++ {
-		claimed, version, err = claimOnce(ctx, b, key)
+		claimed, version, err = claimOnce(ctx, b, key, cfg)
 		if !errors.Is(err, ErrFenced) || attempt == 5 {
 			return claimed, version, err
 		}
 	}
 }
 
-func claimOnce(ctx context.Context, b objstore.Bucket, key string) (Progress, string, error) {
+func claimOnce(ctx context.Context, b objstore.Bucket, key string, cfg Config) (Progress, string, error) {
 	p, version, err := loadProgress(ctx, b, key)
 	if err != nil {
 		return Progress{}, "", err
 	}
-	claimed := Progress{Next: -1}
+	claimed := Progress{Next: -1, Manifest: &Manifest{Table: cfg.Table, Files: []FileEntry{}}}
 	if p != nil {
-		claimed = Progress{Next: p.Next, Epoch: p.Epoch, State: p.State, Replay: p.Replay}
+		claimed = Progress{Next: p.Next, Epoch: p.Epoch, State: p.State, Manifest: p.Manifest.clone(), Status: p.Status}
 		if p.Pending != nil {
-			if claimed.Next, err = resolvePending(ctx, b, key, p); err != nil {
+			forward, err := resolvePending(ctx, b, key, p)
+			if err != nil {
 				return Progress{}, "", err
 			}
-			if claimed.Next == p.Pending.Next {
-				claimed.State = p.Pending.State
-			} else {
-				claimed.Replay = rolledBack(p.Pending)
+			if forward {
+				claimed.Next, claimed.State = p.Pending.Next, p.Pending.State
+				if claimed.Manifest != nil {
+					claimed.Manifest.replace(p.Pending.Replaces, p.Pending.Entries, time.Now().UTC())
+				}
 			}
 		}
-		if claimed.Replay != nil && claimed.Replay.Last < claimed.Next {
-			claimed.Replay = nil
+		if claimed.Manifest == nil {
+			if claimed.Manifest, err = adopt(ctx, b, cfg.Table, cfg.Stream, cfg.Partition, claimed.Next); err != nil {
+				return Progress{}, "", err
+			}
 		}
 	}
 	claimed.Epoch++
@@ -188,44 +179,24 @@ func claimOnce(ctx context.Context, b objstore.Bucket, key string) (Progress, st
 	return claimed, version, nil
 }
 
-// resolvePending rolls a pending flush forward (returning Pending.Next) or
-// back (returning Next).
-func resolvePending(ctx context.Context, b objstore.Bucket, key string, p *Progress) (int64, error) {
+// resolvePending rolls a pending change forward (true: its files are all
+// there) or back (false: the files it wrote are deleted).
+func resolvePending(ctx context.Context, b objstore.Bucket, key string, p *Progress) (bool, error) {
 	complete := true
 	for _, f := range p.Pending.Files {
 		if _, err := b.Stat(ctx, f); objstore.IsNotFound(err) {
 			complete = false
 		} else if err != nil {
-			return -1, fmt.Errorf("cannot check pending file %q of progress %q: %w", f, key, err)
+			return false, fmt.Errorf("cannot check pending file %q of progress %q: %w", f, key, err)
 		}
 	}
 	if complete {
-		return p.Pending.Next, nil
+		return true, nil
 	}
 	for _, f := range p.Pending.Files {
 		if err := b.Delete(ctx, f); err != nil {
-			return -1, fmt.Errorf("cannot roll back pending file %q of progress %q: %w", f, key, err)
+			return false, fmt.Errorf("cannot roll back pending file %q of progress %q: %w", f, key, err)
 		}
 	}
-	return p.Next, nil
-}
-
-// checkEpoch fails with ErrFenced unless the partition's progress still
-// carries epoch. It narrows, but does not close, the window in which a zombie
-// could write: between this read and the write that follows, a new owner may
-// claim the partition. Closing it needs conditional writes (S3 If-Match),
-// which is the next step (see DESIGN.md).
-func checkEpoch(ctx context.Context, b objstore.Bucket, key string, epoch int64) error {
-	p, _, err := loadProgress(ctx, b, key)
-	if err != nil {
-		return err
-	}
-	if p == nil || p.Epoch != epoch {
-		found := int64(0)
-		if p != nil {
-			found = p.Epoch
-		}
-		return fmt.Errorf("cannot write progress %q at epoch %d (found epoch %d): %w", key, epoch, found, ErrFenced)
-	}
-	return nil
+	return false, nil
 }

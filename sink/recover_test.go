@@ -63,6 +63,16 @@ func TestRecoverProgress(t *testing.T) {
 		if got := progress(t, d); got.Next != wantNext || got.Pending != nil {
 			t.Fatalf("progress after Open %+v, want Next %d and no Pending", got, wantNext)
 		}
+		// The files of an older release are adopted: those below Next.
+		var committed []string
+		for _, k := range wantFiles {
+			if f, _ := parseFileKey(k); f.last < wantNext {
+				committed = append(committed, k)
+			}
+		}
+		if got := committedKeys(t, d); strings.Join(got, " ") != strings.Join(committed, " ") {
+			t.Fatalf("manifest after Open %v, want %v", got, committed)
+		}
 	}
 	// No progress: never written.
 	f(nil, nil, -1)
@@ -77,6 +87,35 @@ func TestRecoverProgress(t *testing.T) {
 	f(&pending, []string{f0, f1}, 10, f0)
 	f(&pending, []string{f0, f2}, 10, f0)
 	f(&pending, []string{f0}, 10, f0)
+}
+
+// TestRecoverPendingEntries: a pending flush of this release carries its
+// manifest entries; rolled forward they become the manifest's, rolled back
+// the manifest is as before.
+func TestRecoverPendingEntries(t *testing.T) {
+	const (
+		f0 = "tables/app_logs/dt=2026-11-22/hour=03/logs-2-0-9-1.parquet"
+		f1 = "tables/app_logs/dt=2026-11-22/hour=03/logs-2-10-14-1.parquet"
+	)
+	for _, written := range []bool{true, false} {
+		d := newDir(t)
+		m := &Manifest{Table: "app_logs", Files: []FileEntry{{Key: f0, Rows: 10, First: 0, Last: 9}}}
+		putJSON(t, d, testProgressKey, Progress{Next: 10, Epoch: 1, Manifest: m,
+			Pending: &Pending{Next: 15, Files: []string{f1}, Entries: []FileEntry{{Key: f1, Rows: 5, First: 10, Last: 14}}}})
+		for _, k := range []string{f0, f1}[:map[bool]int{true: 2, false: 1}[written]] {
+			if err := d.Put(t.Context(), k, []byte("PAR1")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, next := open(t, testConfig(d))
+		want, wantNext := []string{f0, f1}, int64(15)
+		if !written {
+			want, wantNext = []string{f0}, 10
+		}
+		if got := committedKeys(t, d); next != wantNext || strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Fatalf("written=%v: Open = %d with manifest %v, want %d with %v", written, next, got, wantNext, want)
+		}
+	}
 }
 
 func TestRecoverCorruptProgress(t *testing.T) {
@@ -250,8 +289,8 @@ func TestProgressKey(t *testing.T) {
 	if !objstore.ValidKey(progressKey("pipe_line", "stream_1", 2147483647)) {
 		t.Fatal("progress key is not a valid object key")
 	}
-	w := &Writer{cfg: Config{Table: "t", Stream: "s", Partition: 0}, first: 0, last: 9}
-	if k := w.fileKey(schemas.LogSchema().PartitionPath(schemas.Row{Time: time.Date(2026, 1, 2, 23, 59, 59, 0, time.FixedZone("", -3600))})); k != "tables/t/dt=2026-01-03/hour=00/s-0-0-9.parquet" {
+	w := &Writer{cfg: Config{Table: "t", Stream: "s", Partition: 0}, epoch: 3}
+	if k := w.fileKey(schemas.LogSchema().PartitionPath(schemas.Row{Time: time.Date(2026, 1, 2, 23, 59, 59, 0, time.FixedZone("", -3600))}), 0, 9); k != "tables/t/dt=2026-01-03/hour=00/s-0-0-9-3.parquet" {
 		t.Fatalf("fileKey = %s", k)
 	}
 }
@@ -261,7 +300,7 @@ func TestProgressKey(t *testing.T) {
 func everyFileTwice() func(int, string) bool {
 	seen := map[string]int{}
 	return func(_ int, k string) bool {
-		if !strings.HasSuffix(k, "-10-14.parquet") {
+		if !strings.HasSuffix(k, "-10-14-1.parquet") {
 			return false
 		}
 		seen[k]++

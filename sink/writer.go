@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -31,8 +32,17 @@ type Config struct {
 	// RowGroupRows caps Parquet row groups (0: RowGroupRows).
 	RowGroupRows int64
 	// Budget, if set, is shared by all writers of the process and forces
-	// early flushes when their buffers together pass its limit.
+	// early flushes when their buffers together pass its limit; compaction
+	// counts the files it merges against it too.
 	Budget *Budget
+	// CompactInterval is how often the owner merges its small files (0:
+	// never); files at least CompactTarget big (0: 64 MiB) are left alone.
+	CompactInterval time.Duration
+	CompactTarget   int64
+	// RetireGrace is how long a file a compaction replaced is kept for the
+	// queries that listed it before (0: DefaultRetireGrace). It must exceed
+	// the longest query.
+	RetireGrace time.Duration
 }
 
 // Writer buffers one stream partition's rows and writes them as Parquet
@@ -53,56 +63,46 @@ type Writer struct {
 	next        int64     // everything below is durable in the table; -1: unknown
 	epoch       int64     // this writer's claim on the partition (fencing)
 	version     string    // of the progress object as this writer last wrote it
-	replay      int64     // the last offset of a rolled-back flush to repeat (Progress.Replay); -1: none
-	replayFirst int64     // its first offset; -1: unknown
+	manifest    *Manifest // the committed files, as of version
+	fingerprint string    // of the table's Arrow schema
 	state       []byte    // the caller's state as of next (see SetState)
 	nextState   []byte    // the caller's state as of last, for the next flush
+	status      []byte    // the caller's status, written with every progress write
+	compacted   time.Time // when the last compaction pass ran
 
 	// A flush seals the builders into records, then encodes them into files;
 	// both stay until the flush succeeds, so a failed flush (encoding or
 	// upload) can be retried without losing or repeating rows.
-	sealed         map[string]arrow.RecordBatch
-	sealedState    []byte // nextState when the flush sealed its rows
-	encoded        map[string][]byte
-	pendingWritten bool // this flush's pending record is in the store
+	sealed      map[string]arrow.RecordBatch
+	sealedState []byte // nextState when the flush sealed its rows
+	encoded     map[string][]byte
+	entries     []FileEntry // of the encoded files, by key
+	pending     *Pending    // this flush's pending record, once it is in the store
+	pendingNext int64       // the Next written with it
 }
 
-// Open recovers the partition's progress (finishing or undoing a flush a
-// crash interrupted) and returns a writer and the offset to resume reading
-// from, or -1 if this pipeline has never written this partition.
+// Open recovers the partition's progress (finishing or undoing a change a
+// crash interrupted, adopting the files of an older release) and returns a
+// writer and the offset to resume reading from, or -1 if this pipeline has
+// never written this partition.
 func Open(ctx context.Context, cfg Config) (*Writer, int64, error) {
 	key := progressKey(cfg.Pipeline, cfg.Stream, cfg.Partition)
-	p, version, err := claimProgress(ctx, cfg.Bucket, key)
+	p, version, err := claimProgress(ctx, cfg.Bucket, key, cfg)
 	if err != nil {
 		return nil, -1, err
 	}
 	w := &Writer{cfg: cfg, progressKey: key, builders: map[string]*schemas.Builder{}, first: -1, last: -1,
-		next: p.Next, epoch: p.Epoch, version: version, state: p.State, nextState: p.State, replay: -1, replayFirst: -1}
-	if p.Replay != nil {
-		w.replay, w.replayFirst = p.Replay.Last, p.Replay.First
-	}
+		next: p.Next, epoch: p.Epoch, version: version, manifest: p.Manifest, state: p.State, nextState: p.State,
+		fingerprint: schemaFingerprint(cfg.Schema.ArrowSchema()), compacted: time.Now()}
 	return w, p.Next, nil
 }
 
-// ReplayFirst returns the first offset of the rolled-back flush to repeat,
-// or -1 (none, or unknown). The caller drops the repeat (DropReplay) if the
-// first record it reads is another one: the log lost records before it.
-func (w *Writer) ReplayFirst() int64 {
-	if w.replay < 0 {
-		return -1
-	}
-	return w.replayFirst
-}
+// Manifest returns the partition's committed files as this writer last
+// wrote them (the caller must not modify it).
+func (w *Writer) Manifest() *Manifest { return w.manifest }
 
-// ReplayLast returns the last offset of a rolled-back flush that the next
-// flush must repeat exactly (Progress.Replay), or -1. The caller adds
-// batches that end at it, not beyond: Due turns true when the rows reach it,
-// and not before.
-func (w *Writer) ReplayLast() int64 { return w.replay }
-
-// DropReplay gives up repeating the rolled-back flush, because its records
-// are gone from the log (retention); the usual flush rules apply again.
-func (w *Writer) DropReplay() { w.replay = -1 }
+// Epoch is this writer's claim on the partition.
+func (w *Writer) Epoch() int64 { return w.epoch }
 
 // State returns the state the caller recorded with the offset Open resumed
 // from (nil if it never set one).
@@ -158,33 +158,30 @@ func (w *Writer) Due(now time.Time) bool {
 	if w.first < 0 {
 		return false
 	}
-	if w.replay >= 0 {
-		return w.last >= w.replay
-	}
 	idle := w.cfg.FileIdle > 0 && now.Sub(w.lastAdd) >= w.cfg.FileIdle
 	return idle || w.bytes >= w.cfg.FileBytes || now.Sub(w.since) >= w.cfg.FileAge || w.cfg.Budget.over()
 }
 
-// fileKey names a file by its table, Hive partition, stream, partition and
-// offset range: the same input always gets the same name, so a retried upload
-// replaces rather than duplicates.
-func (w *Writer) fileKey(part string) string {
-	return fmt.Sprintf("tables/%s/%s/%s-%d-%d-%d.parquet", w.cfg.Table, part, w.cfg.Stream, w.cfg.Partition, w.first, w.last)
+// fileKey names a file by its table, Hive partition, stream, partition,
+// offset range and the writer's epoch: a retried upload of the same flush
+// replaces rather than duplicates, and no other writer (a zombie of an older
+// epoch) can ever write over a file of this one.
+func (w *Writer) fileKey(part string, first, last int64) string {
+	return fmt.Sprintf("tables/%s/%s/%s-%d-%d-%d-%d.parquet", w.cfg.Table, part, w.cfg.Stream, w.cfg.Partition, first, last, w.epoch)
 }
 
 // Flush writes the buffered rows and returns the next offset to read (all
 // offsets below it are durable in the table). With nothing buffered it
-// returns -1 and writes nothing; so it does while it repeats a rolled-back
-// flush (ReplayLast) whose end the rows have not reached: the rows are left
-// for whoever repeats it next (the caller stops without committing them).
+// returns -1 and writes nothing.
 //
 // Protocol (see DESIGN.md, "Effectively-once output"): encode every file;
 // record them as pending in the progress object; upload them; record the new
-// Next. A crash at any point is repaired by Open (claimProgress). On error
-// the encoded files are kept and the caller retries Flush (and adds nothing
-// before it succeeds).
+// Next with the files added to the manifest, in one conditional write: that
+// write is what makes the files part of the table. A crash at any point is
+// repaired by Open (claimProgress). On error the encoded files are kept and
+// the caller retries Flush (and adds nothing before it succeeds).
 func (w *Writer) Flush(ctx context.Context) (int64, error) {
-	if w.first < 0 || w.replay >= 0 && w.last < w.replay {
+	if w.first < 0 {
 		return -1, nil
 	}
 	if w.sealed == nil {
@@ -206,49 +203,75 @@ func (w *Writer) Flush(ctx context.Context) (int64, error) {
 		if w.next >= 0 {
 			rollback = w.next
 		}
-		pending := Progress{Next: rollback, State: w.state, Epoch: w.epoch, Replay: w.replayRecord(),
-			Pending: &Pending{Next: next, Files: keys, State: w.sealedState}}
-		if err := checkEpoch(ctx, w.cfg.Bucket, w.progressKey, w.epoch); err != nil {
-			return -1, err
-		}
 		// A retry after a failed final write must not write pending again:
-		// the first attempt's final write may have landed after all, and
-		// compaction may have merged these files since.
-		if !w.pendingWritten {
+		// the first attempt's final write may have landed after all.
+		if w.pending == nil {
+			pending := w.progress(rollback, w.state, w.manifest)
+			pending.Pending = &Pending{Next: next, Files: keys, Entries: w.entries, State: w.sealedState}
 			if err := w.save(ctx, pending); err != nil {
 				return -1, fmt.Errorf("cannot write %s: %w", where, err)
 			}
-			w.pendingWritten = true
+			w.pending, w.pendingNext = pending.Pending, rollback
 		}
 		failpoint.Hit("sink.after-pending")
 		for _, k := range keys {
-			if err := checkEpoch(ctx, w.cfg.Bucket, w.progressKey, w.epoch); err != nil {
-				return -1, err
-			}
 			if err := w.cfg.Bucket.Put(ctx, k, w.encoded[k]); err != nil {
 				return -1, fmt.Errorf("cannot write %s: %w", where, err)
 			}
 			failpoint.Hit("sink.after-file")
 		}
 	}
-	if err := checkEpoch(ctx, w.cfg.Bucket, w.progressKey, w.epoch); err != nil {
-		return -1, err
+	m := w.manifest.clone()
+	m.add(w.entries)
+	if err := w.sealSegment(ctx, m); err != nil {
+		return -1, fmt.Errorf("cannot write %s: %w", where, err)
 	}
-	if err := w.save(ctx, Progress{Next: next, Epoch: w.epoch, State: w.sealedState}); err != nil {
+	final := w.progress(next, w.sealedState, m)
+	final.Pending = nil
+	if err := w.save(ctx, final); err != nil {
 		return -1, fmt.Errorf("cannot write %s: %w", where, err)
 	}
 	failpoint.Hit("sink.after-progress")
 	w.release()
 	w.cfg.Budget.add(-w.bytes)
-	w.first, w.last, w.bytes, w.next, w.state, w.pendingWritten, w.replay = -1, -1, 0, next, w.sealedState, false, -1
+	w.first, w.last, w.bytes, w.next, w.state, w.pending, w.manifest = -1, -1, 0, next, w.sealedState, nil, m
 	return next, nil
 }
 
-func (w *Writer) replayRecord() *Replay {
-	if w.replay < 0 {
-		return nil
+// progress is the progress object at next with state and manifest m, and
+// the pending flush, if one is in the store (its record must stay until
+// the flush ends: it is what protects its files from garbage collection).
+func (w *Writer) progress(next int64, state []byte, m *Manifest) Progress {
+	return Progress{Next: next, Epoch: w.epoch, State: state, Manifest: m, Status: w.status, Pending: w.pending}
+}
+
+// sealSegment moves the oldest entries of m into a segment object once its
+// head is full (see Manifest). The segment is written before the progress
+// that names it; a retry writes the same segment again.
+func (w *Writer) sealSegment(ctx context.Context, m *Manifest) error {
+	key, data, err := m.seal(func(first, last int64) string {
+		return segmentKey(w.cfg.Pipeline, w.cfg.Stream, w.cfg.Partition, w.epoch, first, last)
+	})
+	if err != nil || key == "" {
+		return err
 	}
-	return &Replay{First: w.replayFirst, Last: w.replay}
+	return w.cfg.Bucket.Put(ctx, key, data)
+}
+
+// SetStatus sets the caller's status (JSON), written with every progress
+// write from now on.
+func (w *Writer) SetStatus(status []byte) { w.status = status }
+
+// SaveStatus writes the progress object again, unchanged but for the
+// status, so other processes see it (say, that the partition is retrying).
+// ErrFenced means another writer owns the partition now.
+func (w *Writer) SaveStatus(ctx context.Context, status []byte) error {
+	w.status = status
+	next := w.next
+	if w.pending != nil {
+		next = w.pendingNext
+	}
+	return w.save(ctx, w.progress(next, w.state, w.manifest))
 }
 
 // save writes p conditionally on the version this writer last wrote. A
@@ -272,10 +295,26 @@ func (w *Writer) save(ctx context.Context, p Progress) error {
 }
 
 func samePosition(a, b Progress) bool {
-	if a.Next != b.Next || a.Epoch != b.Epoch || (a.Pending == nil) != (b.Pending == nil) {
+	if a.Next != b.Next || a.Epoch != b.Epoch || (a.Pending == nil) != (b.Pending == nil) || !sameFiles(a.Manifest, b.Manifest) {
 		return false
 	}
 	return a.Pending == nil || (a.Pending.Next == b.Pending.Next && slices.Equal(a.Pending.Files, b.Pending.Files))
+}
+
+func sameFiles(a, b *Manifest) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	key := func(f FileEntry) string { return f.Key }
+	return slices.Equal(mapSlice(a.Files, key), mapSlice(b.Files, key)) && len(a.Segments) == len(b.Segments) && len(a.Retired) == len(b.Retired)
+}
+
+func mapSlice[T, U any](in []T, f func(T) U) []U {
+	out := make([]U, len(in))
+	for i, v := range in {
+		out[i] = f(v)
+	}
+	return out
 }
 
 // seal turns every Hive partition's buffered rows into an Arrow record and
@@ -295,14 +334,18 @@ func (w *Writer) seal() {
 // changes, so a retry encodes again.
 func (w *Writer) encode() error {
 	files := map[string][]byte{}
+	var entries []FileEntry
 	for part, rec := range w.sealed {
 		data, err := encodeParquet(rec, w.cfg.RowGroupRows)
 		if err != nil {
 			return fmt.Errorf("cannot encode offsets %d..%d of %s/%d for table %q: %w", w.first, w.last, w.cfg.Stream, w.cfg.Partition, w.cfg.Table, err)
 		}
-		files[w.fileKey(part)] = data
+		key := w.fileKey(part, w.first, w.last)
+		files[key] = data
+		entries = append(entries, entryFor(key, data, rec, w.first, w.last, w.cfg.Schema.TimeColumn, w.fingerprint))
 	}
-	w.encoded = files
+	slices.SortFunc(entries, func(a, b FileEntry) int { return strings.Compare(a.Key, b.Key) })
+	w.encoded, w.entries = files, entries
 	return nil
 }
 
@@ -310,7 +353,7 @@ func (w *Writer) release() {
 	for _, rec := range w.sealed {
 		rec.Release()
 	}
-	w.sealed, w.encoded = nil, nil
+	w.sealed, w.encoded, w.entries = nil, nil, nil
 }
 
 // Close releases the buffers; unflushed rows are dropped (they were never

@@ -41,9 +41,9 @@ func TestFlushLayout(t *testing.T) {
 		t.Fatal("Buffered after Flush")
 	}
 	want := []string{
-		"tables/app_logs/dt=2026-11-21/hour=23/logs-2-10-15.parquet",
-		"tables/app_logs/dt=2026-11-22/hour=03/logs-2-10-15.parquet",
-		"tables/app_logs/dt=2026-11-22/hour=04/logs-2-10-15.parquet",
+		"tables/app_logs/dt=2026-11-21/hour=23/logs-2-10-15-1.parquet",
+		"tables/app_logs/dt=2026-11-22/hour=03/logs-2-10-15-1.parquet",
+		"tables/app_logs/dt=2026-11-22/hour=04/logs-2-10-15-1.parquet",
 	}
 	if got := keys(t, d, "tables/"); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("files\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -52,7 +52,7 @@ func TestFlushLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sch, rows := readParquet(t, data)
+	sch, rows := readParquetFile(t, data)
 	wantRows := []string{
 		`ts=2026-11-22T03:59:59.999999Z level=info service=api host=h1 message=first attrs={"user":"u1"} _partition=2 _offset=10`,
 		`ts=2026-11-22T03:00:00.000000Z level=warn message=second _partition=2 _offset=11`,
@@ -87,7 +87,7 @@ func TestFlushLayout(t *testing.T) {
 	if next := flush(t, w); next != 17 {
 		t.Fatalf("second Flush = %d", next)
 	}
-	if got := keys(t, d, "tables/app_logs/dt=2026-11-22/hour=03/"); len(got) != 2 || !strings.HasSuffix(got[1], "/logs-2-16-16.parquet") {
+	if got := keys(t, d, "tables/app_logs/dt=2026-11-22/hour=03/"); len(got) != 2 || !strings.HasSuffix(got[1], "/logs-2-16-16-1.parquet") {
 		t.Fatalf("hour=03 files %v", got)
 	}
 	if len(tableRows(t, d)) != 7 {
@@ -306,7 +306,7 @@ func TestDueWhenIdleAndRowGroups(t *testing.T) {
 		t.Fatal("not due after FileIdle without batches")
 	}
 	flush(t, w)
-	f, err := file.OpenParquetFile(d.Path("tables/app_logs/dt=2026-11-22/hour=03/logs-2-0-2999.parquet"), false)
+	f, err := file.OpenParquetFile(d.Path("tables/app_logs/dt=2026-11-22/hour=03/logs-2-0-2999-1.parquet"), false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,20 +33,15 @@ func TestServeWorkersScaleOut(t *testing.T) {
 	}
 }
 
-// waitSplit waits until the first worker (s) runs some but not all of
-// pipeline's partitions: the others run on another worker.
+// waitSplit waits until the first worker (s, `sluice up`) runs some but
+// not all of pipeline's partitions: the others run on another worker.
 func waitSplit(t *testing.T, s *e2e.Server, pipeline string) {
 	t.Helper()
 	e2e.WaitFor(t, 60*time.Second, "the partitions to be split between two workers", func() error {
-		var st struct {
-			Partitions []struct {
-				State string `json:"state"`
-			} `json:"partitions"`
-		}
-		s.Get("/v1/pipelines/"+pipeline+"/status", &st)
+		st := pipelineStatus(t, s, pipeline)
 		mine := 0
 		for _, p := range st.Partitions {
-			if p.State == "running" {
+			if p.State == "running" && p.Worker == "sluice-up" {
 				mine++
 			}
 		}
@@ -55,4 +50,23 @@ func waitSplit(t *testing.T, s *e2e.Server, pipeline string) {
 		}
 		return nil
 	})
+}
+
+type partitionStatus struct {
+	Partition int32  `json:"partition"`
+	State     string `json:"state"`
+	Worker    string `json:"worker"`
+	Committed int64  `json:"committed"`
+	LastError string `json:"last_error"`
+}
+
+// pipelineStatus reads GET /v1/pipelines/{name}/status.
+func pipelineStatus(t *testing.T, s *e2e.Server, pipeline string) (st struct {
+	Partitions []partitionStatus `json:"partitions"`
+}) {
+	t.Helper()
+	if code, body := s.Get("/v1/pipelines/"+pipeline+"/status", &st); code != 200 {
+		t.Fatalf("status of %s: %d %s", pipeline, code, body)
+	}
+	return st
 }

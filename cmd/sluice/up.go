@@ -22,10 +22,11 @@ import (
 	"github.com/sluice-dev/sluice/internal/kafkax"
 	"github.com/sluice-dev/sluice/internal/objstore"
 	"github.com/sluice-dev/sluice/processors"
+	"github.com/sluice-dev/sluice/processors/fn"
 	"github.com/sluice-dev/sluice/processors/fnlog"
 	"github.com/sluice-dev/sluice/query"
+	"github.com/sluice-dev/sluice/query/catalog"
 	"github.com/sluice-dev/sluice/query/pgwire"
-	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/sink"
 )
 
@@ -43,8 +44,10 @@ type upConfig struct {
 
 	queryMemory string
 	queryTime   time.Duration
+	queryCache  string
 	budget      string
 	compact     time.Duration
+	retireGrace time.Duration
 }
 
 func (c *upConfig) validate() error {
@@ -84,6 +87,12 @@ func (c *upConfig) validate() error {
 	if c.compact < 0 {
 		errs = append(errs, errors.New("--compact-interval must not be negative"))
 	}
+	if c.retireGrace <= c.queryTime {
+		errs = append(errs, fmt.Errorf("--retire-grace %s must be longer than --query-timeout %s: a running query may still read a file compaction replaced", c.retireGrace, c.queryTime))
+	}
+	if n, err := parseSize(c.queryCache); err != nil || n < 0 {
+		errs = append(errs, fmt.Errorf("--query-cache-size %q: want a size like 10GiB, or 0 for no bound", c.queryCache))
+	}
 	return errors.Join(errs...)
 }
 
@@ -100,7 +109,9 @@ func commonFlags(fs *flag.FlagSet, c *upConfig) {
 	fs.StringVar(&c.queryMemory, "query-memory", "1GB", "DuckDB memory limit for all queries together")
 	fs.DurationVar(&c.queryTime, "query-timeout", time.Minute, "longest a query may run")
 	fs.StringVar(&c.budget, "memory-budget", "512MiB", "rows buffered by all pipelines together before files are written early")
-	fs.DurationVar(&c.compact, "compact-interval", 5*time.Minute, "how often small table files are merged (0: never)")
+	fs.DurationVar(&c.compact, "compact-interval", 5*time.Minute, "how often each partition's owner merges its small table files, and unreferenced files are deleted (0: never)")
+	fs.DurationVar(&c.retireGrace, "retire-grace", sink.DefaultRetireGrace, "how long a file compaction replaced is kept for queries that still read it (longer than --query-timeout)")
+	fs.StringVar(&c.queryCache, "query-cache-size", "10GiB", "local disk for copies of S3 table files that queries read (least recently used first out; 0: no bound)")
 }
 
 // run checks what fs parsed into c and runs it.
@@ -171,16 +182,6 @@ func up(c upConfig, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("cannot open storage (check --storage): %w", err)
 	}
-	// DuckDB reads a directory store in place; other stores through a local
-	// mirror of the table files.
-	cat := catalog{log: log}
-	if d, ok := bucket.(*objstore.Dir); ok {
-		cat.local = d
-	} else {
-		cat.mirror = &query.Mirror{Bucket: bucket, Dir: filepath.Join(c.data, "cache"), Visible: sink.Visible, Grace: c.queryTime}
-		cat.local = &objstore.Dir{Root: cat.mirror.Dir}
-	}
-	cat.dir = cat.local.Path("tables")
 	brokers := c.brokers
 	if len(brokers) == 0 {
 		broker, err := kafkax.StartEmbedded(filepath.Join(c.data, "kafka"), c.kafkaListen)
@@ -206,6 +207,7 @@ func up(c upConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	reg.CheckWasm = fn.CheckModule
 	if c.provision {
 		if err := reg.ProvisionDefaults(ctx); err != nil {
 			return fmt.Errorf("cannot provision the default stream, table and pipeline: %w", err)
@@ -224,13 +226,13 @@ func up(c upConfig, log *slog.Logger) error {
 
 	var upAttrs []any // for the "sluice is up" line
 	if c.roles["query"] {
-		cat.reg = reg
-		if err := os.MkdirAll(cat.dir, 0o755); err != nil {
-			return fmt.Errorf("cannot create table directory %q: %w", cat.dir, err)
+		cat, err := newCatalog(c, reg, bucket, log)
+		if err != nil {
+			return err
 		}
 		qe, err := query.New(query.Config{
-			MemoryLimit: c.queryMemory, Timeout: c.queryTime,
-			AllowedDirs: []string{cat.dir}, TempDir: filepath.Join(c.data, "tmp", "duckdb"),
+			MemoryLimit: c.queryMemory, Timeout: c.queryTime, Log: log,
+			AllowedDirs: []string{cat.Dir()}, TempDir: filepath.Join(c.data, "tmp", "duckdb"),
 		}, cat)
 		if err != nil {
 			return err
@@ -249,8 +251,14 @@ func up(c upConfig, log *slog.Logger) error {
 		}
 	}
 
+	// Every role answers pipeline status (from the progress objects); only
+	// workers run the pipelines.
+	engine := processors.NewEngine(reg, bucket, brokers, log)
+	api.Status = func(ctx context.Context, name string) (any, error) { return engine.Status(ctx, name) }
+	if !c.roles["worker"] {
+		defer engine.Close()
+	}
 	if c.roles["worker"] {
-		engine := processors.NewEngine(reg, bucket, brokers, log)
 		// A static group member: restarted (even after a crash) with the
 		// same ID, it gets its partitions back at once.
 		engine.InstanceID = c.workerID
@@ -260,12 +268,12 @@ func up(c upConfig, log *slog.Logger) error {
 		budget, _ := parseSize(c.budget) // validated
 		engine.Budget = &sink.Budget{Limit: budget}
 		engine.CompactInterval = c.compact
+		engine.RetireGrace = c.retireGrace
 		engine.Logs = flog
 		engineCtx, stopEngine := context.WithCancel(context.Background())
 		engineDone := make(chan struct{})
 		go func() { defer close(engineDone); engine.Run(engineCtx) }()
 		defer stopStep(log, "pipelines", func() { stopEngine(); <-engineDone })
-		api.Status = func(ctx context.Context, name string) (any, error) { return engine.Status(ctx, name) }
 	}
 
 	if c.roles["ingest"] {
@@ -317,52 +325,25 @@ func stopStep(log *slog.Logger, what string, stop func()) {
 	log.Info("stopped "+what, "took", time.Since(start).Round(time.Millisecond))
 }
 
-// catalog exposes the registry's tables to the query engine, mirroring
-// their files first when the store is not a local directory.
-type catalog struct {
-	reg    *deploy.Registry
-	local  *objstore.Dir // the store, or the mirror, laid out as tables/<name>/...
-	dir    string        // local directory holding the tables
-	mirror *query.Mirror // nil for a directory store
-	log    *slog.Logger
-}
-
-// MirrorTimeout bounds the mirroring done before a query.
-const MirrorTimeout = 2 * time.Minute
-
-func (c catalog) Tables() []query.Table {
-	var out []query.Table
-	for _, t := range c.reg.Tables() {
-		if c.mirror != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), MirrorTimeout)
-			if err := c.mirror.Sync(ctx, t.Name); err != nil {
-				c.log.Warn("cannot mirror table files; the query sees what was copied before", "table", t.Name, "err", err)
-			}
-			cancel()
+// newCatalog builds the query catalog: DuckDB reads a directory store in
+// place, other stores through a bounded local copy of the files queries read.
+func newCatalog(c upConfig, reg *deploy.Registry, bucket objstore.Bucket, log *slog.Logger) (*catalog.Catalog, error) {
+	var mirror *query.Mirror
+	if _, ok := bucket.(*objstore.Dir); !ok {
+		size, _ := parseSize(c.queryCache) // validated
+		mirror = &query.Mirror{Bucket: bucket, Dir: filepath.Join(c.data, "cache", "objects"), MaxBytes: size}
+		if err := mirror.Open(); err != nil {
+			return nil, fmt.Errorf("cannot open the query cache %q: %w", mirror.Dir, err)
 		}
-		if err := t.Schema.Validate(); err != nil {
-			c.log.Warn("table schema is invalid; not exposing it", "table", t.Name, "err", err)
-			continue
-		}
-		files, err := sink.VisibleFiles(context.Background(), c.local, t.Name)
-		if err != nil {
-			// Reading every file instead could show merged rows twice.
-			c.log.Warn("cannot list table files; not exposing the table", "table", t.Name, "err", err)
-			continue
-		}
-		if c.mirror != nil {
-			files = c.mirror.Current(files)
-		}
-		qt := query.Table{Name: t.Name, Dir: filepath.Join(c.dir, t.Name), Files: files}
-		for _, col := range t.Schema.FileColumns() {
-			qt.Columns = append(qt.Columns, query.Column{Name: col.Name, Type: schemas.DuckDBType(col.Type)})
-		}
-		for _, col := range t.Schema.PartitionColumns() {
-			qt.PartitionColumns = append(qt.PartitionColumns, query.Column{Name: col.Name, Type: schemas.DuckDBType(col.Type)})
-		}
-		out = append(out, qt)
 	}
-	return out
+	cat, err := catalog.New(reg, bucket, mirror, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cat.Dir(), 0o755); err != nil {
+		return nil, fmt.Errorf("cannot create table directory %q: %w", cat.Dir(), err)
+	}
+	return cat, nil
 }
 
 func roleList(roles map[string]bool) string {

@@ -186,6 +186,26 @@ func (s *Server) Stop() {
 }
 
 // Kill sends SIGKILL (if the process still runs) and waits for it to end.
+// Signal sends sig to the process (SIGSTOP and SIGCONT for a zombie).
+func (s *Server) Signal(sig syscall.Signal) {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("cannot send %v to sluice: %v", sig, err)
+	}
+}
+
+// Stopped reports whether the process is stopped (by SIGSTOP), from its
+// state in /proc.
+func (s *Server) Stopped() bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: the state follows the last ')'.
+	i := bytes.LastIndexByte(data, ')')
+	return i >= 0 && i+2 < len(data) && data[i+2] == 'T'
+}
+
 func (s *Server) Kill() {
 	s.cmd.Process.Signal(syscall.SIGKILL)
 	<-s.exited

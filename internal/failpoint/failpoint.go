@@ -6,7 +6,10 @@
 //
 // kills the process with SIGKILL (no deferred code runs, like a machine or
 // OOM kill) the 3rd time execution passes failpoint.Hit("sink.after-upload").
-// A disabled failpoint costs one atomic load.
+// With a third field "stop" (sink.after-pending:1:stop) the process stops
+// itself with SIGSTOP instead, and goes on where it was when it gets
+// SIGCONT: a worker that stalls (a long GC pause, a frozen VM) and wakes up
+// as a zombie. A disabled failpoint costs one atomic load.
 package failpoint
 
 import (
@@ -19,6 +22,7 @@ import (
 
 var (
 	armed string       // the point's name
+	stop  bool         // SIGSTOP instead of SIGKILL
 	after int64        // hits before the kill
 	hits  atomic.Int64 // hits so far
 )
@@ -29,6 +33,8 @@ func init() {
 		return
 	}
 	name, n, _ := strings.Cut(spec, ":")
+	n, mode, _ := strings.Cut(n, ":")
+	stop = mode == "stop"
 	after = 1
 	if v, err := strconv.ParseInt(n, 10, 64); err == nil && v > 0 {
 		after = v
@@ -42,6 +48,10 @@ func Hit(name string) {
 		return
 	}
 	if hits.Add(1) == after {
+		if stop {
+			syscall.Kill(os.Getpid(), syscall.SIGSTOP) // returns once SIGCONT came
+			return
+		}
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {} // the signal is on its way
 	}

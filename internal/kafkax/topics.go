@@ -61,3 +61,42 @@ func EndOffsets(ctx context.Context, cl *kgo.Client, topic string) (map[int32]in
 	})
 	return out, nil
 }
+
+// GroupOwners returns, for a consumer group that reads topic, which member
+// holds each partition now: its instance ID (static members) or else its
+// client ID and host. A partition missing from the map is held by no one
+// (no live member, or a rebalance in progress).
+func GroupOwners(ctx context.Context, cl *kgo.Client, group, topic string) (map[int32]string, error) {
+	adm := kadm.NewClient(cl)
+	groups, err := adm.DescribeGroups(ctx, group)
+	if err != nil {
+		return nil, fmt.Errorf("cannot describe consumer group %q: %w", group, err)
+	}
+	g, ok := groups[group]
+	if !ok {
+		return map[int32]string{}, nil
+	}
+	if g.Err != nil {
+		return nil, fmt.Errorf("cannot describe consumer group %q: %w", group, g.Err)
+	}
+	out := map[int32]string{}
+	for _, m := range g.Members {
+		who := m.ClientID + "@" + m.ClientHost
+		if m.InstanceID != nil && *m.InstanceID != "" {
+			who = *m.InstanceID
+		}
+		assigned, ok := m.Assigned.AsConsumer()
+		if !ok {
+			continue
+		}
+		for _, t := range assigned.Topics {
+			if t.Topic != topic {
+				continue
+			}
+			for _, p := range t.Partitions {
+				out[p] = who
+			}
+		}
+	}
+	return out, nil
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -138,6 +139,56 @@ func (s *S3) PutIfVersion(ctx context.Context, key string, data []byte, version 
 	}
 	if err != nil {
 		return "", fmt.Errorf("cannot write object %q to %s: %w", key, s.name, err)
+	}
+	return etag, nil
+}
+
+// Stamper is a Bucket that can tell cheaply whether an object changed: a
+// stamp differs from the last one seen whenever the object was written
+// again. Readers cache an object's decoded form by its stamp (the query
+// service does so for manifests).
+type Stamper interface {
+	Stamp(ctx context.Context, key string) (string, error)
+}
+
+// Stamp returns the file's inode, modification time and size: every Put
+// renames a new file into place, so a new write always changes the inode.
+func (d *Dir) Stamp(ctx context.Context, key string) (string, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return "", err
+	}
+	fi, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && fi.IsDir()) {
+		return "", fmt.Errorf("cannot stat object %q: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return "", err
+	}
+	var ino uint64
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		ino = st.Ino
+	}
+	return fmt.Sprintf("%d-%d-%d", ino, fi.ModTime().UnixNano(), fi.Size()), nil
+}
+
+// Stamp returns the object's ETag (one HEAD request).
+func (s *S3) Stamp(ctx context.Context, key string) (string, error) {
+	k, err := s.key(key)
+	if err != nil {
+		return "", err
+	}
+	var etag string
+	err = s.retry.do(ctx, func(ctx context.Context) error {
+		info, err := s.client.StatObject(ctx, s.bucket, k, minio.StatObjectOptions{})
+		etag = info.ETag
+		return err
+	})
+	if isNoSuchKey(err) {
+		return "", fmt.Errorf("cannot stat object %q in %s: %w", key, s.name, ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("cannot stat object %q in %s: %w", key, s.name, err)
 	}
 	return etag, nil
 }

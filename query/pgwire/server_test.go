@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -24,6 +25,25 @@ import (
 type fixedCatalog []query.Table
 
 func (c fixedCatalog) Tables() []query.Table { return c }
+
+// Files lists the table's Parquet files under its directory (a test's
+// stand-in for the manifests).
+func (c fixedCatalog) Files(ctx context.Context, table string, keep func(query.FileStats) bool) (query.Files, error) {
+	var out query.Files
+	for _, t := range c {
+		if t.Name != table {
+			continue
+		}
+		err := filepath.WalkDir(t.Dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.HasSuffix(p, ".parquet") {
+				out.Paths = append(out.Paths, p)
+			}
+			return err
+		})
+		return out, err
+	}
+	return out, nil
+}
 
 // logsFixture is the "logs" table the tests query: ids 1..100, with id 1
 // holding known values of every type the tests check and id 2 NULLs.
