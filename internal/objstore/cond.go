@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -84,36 +83,7 @@ func (d *Dir) PutIfVersion(ctx context.Context, key string, data []byte, version
 }
 
 func (s *S3) GetVersion(ctx context.Context, key string) ([]byte, string, error) {
-	k, err := s.key(key)
-	if err != nil {
-		return nil, "", err
-	}
-	var data []byte
-	var etag string
-	err = s.retry.do(ctx, func(ctx context.Context) error {
-		obj, err := s.client.GetObject(ctx, s.bucket, k, minio.GetObjectOptions{})
-		if err != nil {
-			return err
-		}
-		defer obj.Close()
-		info, err := obj.Stat()
-		if err != nil {
-			return err
-		}
-		buf := make([]byte, info.Size)
-		if _, err := io.ReadFull(obj, buf); err != nil {
-			return err
-		}
-		data, etag = buf, info.ETag
-		return nil
-	})
-	if isNoSuchKey(err) {
-		return nil, "", fmt.Errorf("cannot read object %q from %s: %w", key, s.name, ErrNotFound)
-	}
-	if err != nil {
-		return nil, "", fmt.Errorf("cannot read object %q from %s: %w", key, s.name, err)
-	}
-	return data, etag, nil
+	return s.read(ctx, key)
 }
 
 func (s *S3) PutIfVersion(ctx context.Context, key string, data []byte, version string) (string, error) {
@@ -133,8 +103,7 @@ func (s *S3) PutIfVersion(ctx context.Context, key string, data []byte, version 
 		etag = info.ETag
 		return err
 	})
-	var resp minio.ErrorResponse
-	if errors.As(err, &resp) && (resp.StatusCode == 412 || resp.Code == "PreconditionFailed") {
+	if isPreconditionFailed(err) {
 		return "", fmt.Errorf("cannot write object %q to %s: %w", key, s.name, ErrConflict)
 	}
 	if err != nil {

@@ -285,38 +285,62 @@ func (s *S3) Put(ctx context.Context, key string, data []byte) error {
 
 // Get reads the whole object.
 func (s *S3) Get(ctx context.Context, key string) ([]byte, error) {
+	data, _, err := s.read(ctx, key)
+	return data, err
+}
+
+// read reads the whole object and its ETag. minio-go may read an object in
+// several requests conditional on the ETag of the first; an object that is
+// written again meanwhile (a progress object, which its owner rewrites
+// often) fails them with 412, and the read starts over: a reader always
+// gets one whole version.
+func (s *S3) read(ctx context.Context, key string) ([]byte, string, error) {
 	k, err := s.key(key)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	var data []byte
+	var etag string
 	err = s.retry.do(ctx, func(ctx context.Context) error {
-		obj, err := s.client.GetObject(ctx, s.bucket, k, minio.GetObjectOptions{})
-		if err != nil {
-			return err
+		for attempt := 1; ; attempt++ {
+			data, etag, err = s.readOnce(ctx, k)
+			if !isPreconditionFailed(err) || attempt == 10 {
+				return err
+			}
 		}
-		defer obj.Close()
-		info, err := obj.Stat() // sends the GET; the body is read below
-		if err != nil {
-			return err
-		}
-		if int64(int(info.Size)) != info.Size || info.Size < 0 {
-			return fmt.Errorf("object of %d bytes is too large to read into memory", info.Size)
-		}
-		buf := make([]byte, info.Size)
-		if _, err := io.ReadFull(obj, buf); err != nil {
-			return err
-		}
-		data = buf
-		return nil
 	})
 	if isNoSuchKey(err) {
-		return nil, fmt.Errorf("cannot read object %q from %s: %w", key, s.name, ErrNotFound)
+		return nil, "", fmt.Errorf("cannot read object %q from %s: %w", key, s.name, ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("cannot read object %q from %s: %w", key, s.name, err)
+		return nil, "", fmt.Errorf("cannot read object %q from %s: %w", key, s.name, err)
 	}
-	return data, nil
+	return data, etag, nil
+}
+
+func (s *S3) readOnce(ctx context.Context, k string) ([]byte, string, error) {
+	obj, err := s.client.GetObject(ctx, s.bucket, k, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, "", err
+	}
+	defer obj.Close()
+	info, err := obj.Stat() // sends the GET; the body is read below
+	if err != nil {
+		return nil, "", err
+	}
+	if int64(int(info.Size)) != info.Size || info.Size < 0 {
+		return nil, "", fmt.Errorf("object of %d bytes is too large to read into memory", info.Size)
+	}
+	buf := make([]byte, info.Size)
+	if _, err := io.ReadFull(obj, buf); err != nil {
+		return nil, "", err
+	}
+	return buf, info.ETag, nil
+}
+
+func isPreconditionFailed(err error) bool {
+	var resp minio.ErrorResponse
+	return errors.As(err, &resp) && (resp.StatusCode == 412 || resp.Code == "PreconditionFailed")
 }
 
 // Stat returns the object's size (one HEAD request).
