@@ -123,10 +123,29 @@ func footer(r *Result) string {
 	if n == 1 {
 		word = "row"
 	}
-	if r.Truncated {
-		return fmt.Sprintf("(%d %s, truncated)\n", n, word)
+	scan := ""
+	if r.FilesScanned > 0 || r.FilesPruned > 0 {
+		scan = fmt.Sprintf("; %d files, %s scanned, %d pruned", r.FilesScanned, humanBytes(r.BytesScanned), r.FilesPruned)
 	}
-	return fmt.Sprintf("(%d %s)\n", n, word)
+	if r.Truncated {
+		return fmt.Sprintf("(%d %s, truncated%s)\n", n, word, scan)
+	}
+	return fmt.Sprintf("(%d %s%s)\n", n, word, scan)
+}
+
+// humanBytes renders n bytes in binary units: 512 B, 1.5 KiB, 3.0 MiB.
+func humanBytes(n int64) string {
+	if n < 1024 {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, unit := float64(n)/1024, "KiB"
+	for _, u := range []string{"MiB", "GiB", "TiB"} {
+		if v < 1024 {
+			break
+		}
+		v, unit = v/1024, u
+	}
+	return fmt.Sprintf("%.1f %s", v, unit)
 }
 
 func formatJSON(w io.Writer, r *Result) error {
