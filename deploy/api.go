@@ -23,12 +23,10 @@ import (
 //	GET  /v1/functions/{name}/logs
 type API struct {
 	Reg *Registry
-	// Status reports a pipeline's partitions; nil when this process runs no
-	// workers.
-	Status func(ctx context.Context, pipeline string) (any, error)
-	// Logs returns a function's last log lines, only those after since if
-	// it is not zero (nil: none are kept).
-	Logs func(ctx context.Context, function string, limit int, since time.Time) (any, error)
+	// Status reports a pipeline's partitions (nil: none are shown).
+	Status StatusReporter
+	// Logs reads functions' log lines (nil: none are kept).
+	Logs LogReader
 }
 
 // MaxAdminBody bounds an admin request body.
@@ -171,10 +169,10 @@ func (a *API) logs(w http.ResponseWriter, r *http.Request) {
 		}
 		since = t
 	}
-	var lines any = []any{}
+	lines := []LogLine{}
 	if a.Logs != nil {
 		var err error
-		if lines, err = a.Logs(r.Context(), name, limit, since); err != nil {
+		if lines, err = a.Logs.Tail(r.Context(), name, limit, since); err != nil {
 			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("cannot read the logs of function %q: %v", name, err))
 			return
 		}
@@ -211,9 +209,9 @@ func (a *API) status(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("pipeline %q does not exist", name))
 		return
 	}
-	var parts any = []any{}
+	parts := []PartitionStatus{}
 	if a.Status != nil {
-		st, err := a.Status(r.Context(), name)
+		st, err := a.Status.Status(r.Context(), name)
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, "cannot read status: "+err.Error())
 			return

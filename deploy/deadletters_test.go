@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/objstore"
-	"github.com/sluice-dev/sluice/processors/fnlog"
 	"github.com/sluice-dev/sluice/schemas"
 )
 
@@ -66,7 +65,7 @@ func TestDeadLetterTableValidation(t *testing.T) {
 	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `pipeline name "_dlq_x" starts with "_dlq_", which is reserved`) {
 		t.Fatalf("reserved pipeline name: %v", err)
 	}
-	_, err = r.CreateStream(ctx, Stream{Name: fnlog.Topic})
+	_, err = r.CreateStream(ctx, Stream{Name: "_sluice_function_logs"}) // processors/fnlog.Topic
 	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "reserved for sluice's internal topics") {
 		t.Fatalf("the function logs' topic as a stream name: %v", err)
 	}

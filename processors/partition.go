@@ -9,47 +9,22 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluice-dev/sluice/deploy"
 	"github.com/sluice-dev/sluice/internal/failpoint"
 	"github.com/sluice-dev/sluice/sink"
 )
 
-// Partition states shown in a pipeline's status.
+// Partition states shown in a pipeline's status (see deploy.PartitionStatus).
 const (
-	StateRunning  = "running"
-	StateRetrying = "retrying"
-	// StatePaused: the pipeline is paused; its progress is held.
-	StatePaused = "paused"
-	// StateUnassigned: no worker of this process owns the partition (another
-	// worker may, or a rebalance is in progress).
-	StateUnassigned = "unassigned"
-	// StateStopped: the worker stopped on an error retrying cannot fix
-	// (last_error says what to do).
-	StateStopped = "stopped"
+	StateRunning    = deploy.StateRunning
+	StateRetrying   = deploy.StateRetrying
+	StatePaused     = deploy.StatePaused
+	StateUnassigned = deploy.StateUnassigned
+	StateStopped    = deploy.StateStopped
 )
 
 // PartitionStatus is what an operator sees of one partition of a pipeline.
-type PartitionStatus struct {
-	Partition int32     `json:"partition"`
-	State     string    `json:"state"`
-	Attempts  int       `json:"attempts,omitempty"`
-	LastError string    `json:"last_error,omitempty"`
-	Since     time.Time `json:"since"`
-	// Committed is the next offset to be written to the table: everything
-	// below it is durable there.
-	Committed int64 `json:"committed"`
-	EndOffset int64 `json:"end_offset"`
-	Lag       int64 `json:"lag"`
-	// FunctionVersion is the version ($LATEST or N) that ran last; Stderr
-	// is the tail of its log from the last failed batch.
-	FunctionVersion string `json:"function_version,omitempty"`
-	Stderr          string `json:"stderr,omitempty"`
-	// GivenUp counts batches (or bisected parts) sent to the dead-letter
-	// stream since this worker took the partition.
-	GivenUp int `json:"given_up,omitempty"`
-	// Worker is the group instance ID of the worker that owns (or last
-	// owned) the partition.
-	Worker string `json:"worker,omitempty"`
-}
+type PartitionStatus = deploy.PartitionStatus
 
 // inbox is the queue between the poll loop and one partition's worker. The
 // poll loop never blocks on it: when it holds more than its high watermark

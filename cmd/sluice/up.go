@@ -220,9 +220,7 @@ func up(c upConfig, log *slog.Logger) error {
 	}
 	defer stopStep(log, "function logs", flog.Close)
 	mux := http.NewServeMux()
-	api := &deploy.API{Reg: reg, Logs: func(ctx context.Context, name string, limit int, since time.Time) (any, error) {
-		return flog.Tail(ctx, name, limit, since)
-	}}
+	api := &deploy.API{Reg: reg, Logs: flog}
 
 	var upAttrs []any // for the "sluice is up" line
 	if c.roles["query"] {
@@ -254,7 +252,7 @@ func up(c upConfig, log *slog.Logger) error {
 	// Every role answers pipeline status (from the progress objects); only
 	// workers run the pipelines.
 	engine := processors.NewEngine(reg, bucket, brokers, log)
-	api.Status = func(ctx context.Context, name string) (any, error) { return engine.Status(ctx, name) }
+	api.Status = engine
 	if !c.roles["worker"] {
 		defer engine.Close()
 	}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -224,6 +225,7 @@ func (s *Server) Exited(within time.Duration) bool {
 // WaitFor polls f until it returns nil or the timeout passes.
 func WaitFor(t testing.TB, timeout time.Duration, what string, f func() error) {
 	t.Helper()
+	timeout = Scaled(timeout)
 	deadline := time.Now().Add(timeout)
 	for {
 		err := f()
@@ -235,6 +237,17 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, f func() error) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// Scaled stretches a test deadline by $SLUICE_TEST_SLOWDOWN (a factor,
+// default 1), for machines slower or busier than the ones the deadlines
+// were chosen on. Deadlines are generous already: a condition polled for
+// is usually met long before.
+func Scaled(d time.Duration) time.Duration {
+	if f, err := strconv.ParseFloat(os.Getenv("SLUICE_TEST_SLOWDOWN"), 64); err == nil && f > 1 {
+		return time.Duration(float64(d) * f)
+	}
+	return d
 }
 
 // Post sends body to path and decodes the JSON answer into out (if not nil).

@@ -143,21 +143,6 @@ func (d *Dir) Stamp(ctx context.Context, key string) (string, error) {
 
 // Stamp returns the object's ETag (one HEAD request).
 func (s *S3) Stamp(ctx context.Context, key string) (string, error) {
-	k, err := s.key(key)
-	if err != nil {
-		return "", err
-	}
-	var etag string
-	err = s.retry.do(ctx, func(ctx context.Context) error {
-		info, err := s.client.StatObject(ctx, s.bucket, k, minio.StatObjectOptions{})
-		etag = info.ETag
-		return err
-	})
-	if isNoSuchKey(err) {
-		return "", fmt.Errorf("cannot stat object %q in %s: %w", key, s.name, ErrNotFound)
-	}
-	if err != nil {
-		return "", fmt.Errorf("cannot stat object %q in %s: %w", key, s.name, err)
-	}
-	return etag, nil
+	info, err := s.head(ctx, key)
+	return info.ETag, err
 }

@@ -345,23 +345,28 @@ func isPreconditionFailed(err error) bool {
 
 // Stat returns the object's size (one HEAD request).
 func (s *S3) Stat(ctx context.Context, key string) (int64, error) {
+	info, err := s.head(ctx, key)
+	return info.Size, err
+}
+
+// head sends one HEAD request for key.
+func (s *S3) head(ctx context.Context, key string) (minio.ObjectInfo, error) {
 	k, err := s.key(key)
 	if err != nil {
-		return 0, err
+		return minio.ObjectInfo{}, err
 	}
-	var size int64
+	var info minio.ObjectInfo
 	err = s.retry.do(ctx, func(ctx context.Context) error {
-		info, err := s.client.StatObject(ctx, s.bucket, k, minio.StatObjectOptions{})
-		size = info.Size
+		info, err = s.client.StatObject(ctx, s.bucket, k, minio.StatObjectOptions{})
 		return err
 	})
 	if isNoSuchKey(err) {
-		return 0, fmt.Errorf("cannot stat object %q in %s: %w", key, s.name, ErrNotFound)
+		return minio.ObjectInfo{}, fmt.Errorf("cannot stat object %q in %s: %w", key, s.name, ErrNotFound)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("cannot stat object %q in %s: %w", key, s.name, err)
+		return minio.ObjectInfo{}, fmt.Errorf("cannot stat object %q in %s: %w", key, s.name, err)
 	}
-	return size, nil
+	return info, nil
 }
 
 // Delete removes the object; S3 answers a delete of a missing key with

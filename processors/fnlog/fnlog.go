@@ -35,6 +35,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/sluice-dev/sluice/deploy"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-dev/sluice/internal/kafkax"
@@ -60,15 +62,7 @@ const MaxClockSkew = 10 * time.Second
 const readTimeout = 30 * time.Second
 
 // Source is where a batch's log came from (and when: Add sets Time if zero).
-type Source struct {
-	Time        time.Time `json:"time"`
-	Function    string    `json:"function"`
-	Version     string    `json:"version"`
-	Pipeline    string    `json:"pipeline,omitempty"`
-	Partition   int32     `json:"partition"`
-	FirstOffset int64     `json:"first_offset"`
-	LastOffset  int64     `json:"last_offset"`
-}
+type Source = deploy.LogSource
 
 // Record is one batch's log, as stored: the value of a record of Topic.
 type Record struct {
@@ -78,10 +72,7 @@ type Record struct {
 
 // Line is one line a function wrote, with where it came from: what Tail
 // returns and the API shows.
-type Line struct {
-	Source
-	Line string `json:"line"`
-}
+type Line = deploy.LogLine
 
 // Log writes and reads function logs. Safe for concurrent use.
 type Log struct {
@@ -271,7 +262,7 @@ func (l *Log) read(ctx context.Context, function string, from, end int64, since 
 				return // not ours, or not new: skip
 			}
 			for _, line := range r.Lines {
-				lines = append(lines, Line{Source: r.Source, Line: line})
+				lines = append(lines, Line{LogSource: r.Source, Line: line})
 			}
 		})
 	}
