@@ -29,6 +29,14 @@ type Handler struct {
 	Internal func(name string) bool
 	// Log receives producer failures; nil means slog.Default().
 	Log *slog.Logger
+	// MaxInFlight bounds the bytes that the requests being served hold
+	// together (0: DefaultMaxInFlight); past it a request waits a moment,
+	// then is answered 503 with Retry-After. Set it before the first
+	// request.
+	MaxInFlight int64
+
+	once     sync.Once
+	inFlight *limiter
 }
 
 // Result is the answer to one record, in the order sent: its partition and
@@ -88,6 +96,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnsupportedMediaType, "unsupported Content-Type %q: use application/json for {\"records\":[...]} or application/x-ndjson for one JSON record per line", ct)
 		return
 	}
+	need := reservation(MaxBodyBytes)
+	if r.ContentLength >= 0 && r.ContentLength <= MaxBodyBytes {
+		need = reservation(r.ContentLength)
+	}
+	if !h.limiter().acquire(r.Context(), need) {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "ingest is at its memory bound (--ingest-memory): too many bytes in flight; nothing was accepted, retry the request shortly")
+		return
+	}
+	defer h.limiter().release(need)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
@@ -101,8 +119,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	keyField := r.URL.Query().Get("key")
 	var items []item
 	if isNDJSON {
-		items = parseNDJSON(body, keyField)
-	} else if items, err = parseJSON(body, keyField); err != nil {
+		items, err = parseNDJSON(body, keyField)
+	} else {
+		items, err = parseJSON(body, keyField)
+	}
+	if errors.Is(err, errTooManyRecords) {
+		writeError(w, http.StatusRequestEntityTooLarge, "%v", err)
+		return
+	}
+	if err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
@@ -159,6 +184,17 @@ func responseStatus(resp *Response) int {
 		}
 	}
 	return status
+}
+
+func (h *Handler) limiter() *limiter {
+	h.once.Do(func() {
+		limit := h.MaxInFlight
+		if limit <= 0 {
+			limit = DefaultMaxInFlight
+		}
+		h.inFlight = newLimiter(limit)
+	})
+	return h.inFlight
 }
 
 func (h *Handler) log() *slog.Logger {

@@ -1,10 +1,13 @@
 package ingest_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"unicode/utf8"
 
@@ -156,29 +159,35 @@ func TestBodySizeLimit(t *testing.T) {
 	}
 }
 
+// TestTooManyRecords: MaxRecords records in one request are taken, one more
+// refuses the request whole (413, nothing produced), in both formats, and so
+// does a body of 16 million one-byte invalid lines, without a per-line
+// answer for each.
 func TestTooManyRecords(t *testing.T) {
-	p := newProducer()
-	lines := make([]string, ingest.MaxRecords+2)
+	lines := make([]string, ingest.MaxRecords+1)
 	for i := range lines {
 		lines[i] = fmt.Sprintf(`{"i":%d}`, i)
 	}
 	lines[10] = "" // a blank line counts for line numbers, not records
+	p := newProducer()
 	r := postNDJSON(t, newHandler(p), "", lines...)
-	want := make([]string, ingest.MaxRecords+1)
-	for i := range want {
-		want[i] = "ok"
+	if r.status != http.StatusOK || len(p.produced()) != ingest.MaxRecords {
+		t.Fatalf("%d records: status %d, %d produced", ingest.MaxRecords, r.status, len(p.produced()))
 	}
-	want[ingest.MaxRecords] = fmt.Sprintf("TooManyRecords 413 line %d: more than %d records", ingest.MaxRecords+2, ingest.MaxRecords)
-	checkRecords(t, r, p, http.StatusMultiStatus, want...)
-	if got := p.produced(); string(got[len(got)-1].Value) != fmt.Sprintf(`{"i":%d}`, ingest.MaxRecords) {
-		t.Fatalf("last produced record is %s", got[len(got)-1].Value)
+	refused := func(what string, r reply, p *fakeProducer) {
+		t.Helper()
+		if r.status != http.StatusRequestEntityTooLarge || !strings.Contains(r.err, "more than 50000 records in one request; nothing was accepted") || len(p.produced()) != 0 {
+			t.Fatalf("%s: status %d, %d produced: %.200s", what, r.status, len(p.produced()), r.body)
+		}
 	}
-
+	p = newProducer()
+	refused("NDJSON over the limit", postNDJSON(t, newHandler(p), "", append(lines, `{"i":-1}`)...), p)
 	p = newProducer()
 	recs := strings.Repeat(`{"data":{}},`, ingest.MaxRecords+1)
-	r = postJSON(t, newHandler(p), "", `{"records":[`+strings.TrimSuffix(recs, ",")+`]}`)
-	want[ingest.MaxRecords] = fmt.Sprintf("TooManyRecords 413 records[%d]: more than %d records", ingest.MaxRecords, ingest.MaxRecords)
-	checkRecords(t, r, p, http.StatusMultiStatus, want...)
+	refused("JSON over the limit", postJSON(t, newHandler(p), "", `{"records":[`+strings.TrimSuffix(recs, ",")+`]}`), p)
+	p = newProducer()
+	body := []byte(strings.Repeat("x\n", (ingest.MaxBodyBytes-1)/2))
+	refused("a body of one-byte lines", do(t, newHandler(p), http.MethodPost, "/v1/streams/logs/records", "application/x-ndjson", body), p)
 }
 
 func TestProduceFailure(t *testing.T) {
@@ -278,5 +287,42 @@ func TestInvalidUTF8Record(t *testing.T) {
 		if !utf8.Valid(rec.Value) {
 			t.Errorf("produced a value that is not UTF-8: %q", rec.Value)
 		}
+	}
+}
+
+// blockingProducer holds every record until release is closed.
+type blockingProducer struct {
+	reached chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (p *blockingProducer) Produce(ctx context.Context, r *kgo.Record, promise func(*kgo.Record, error)) {
+	p.once.Do(func() { close(p.reached) })
+	go func() { <-p.release; promise(r, nil) }()
+}
+
+// TestIngestMemoryBound: while requests hold MaxInFlight bytes, another is
+// answered 503 with Retry-After (nothing accepted); once they are done it
+// goes through. One request alone always goes, whatever its size.
+func TestIngestMemoryBound(t *testing.T) {
+	p := &blockingProducer{reached: make(chan struct{}), release: make(chan struct{})}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/streams/{stream}/records", &ingest.Handler{Producer: p, MaxInFlight: 1 << 20,
+		StreamExists: func(string) bool { return true }, Log: slog.New(slog.DiscardHandler)})
+	body := []byte(strings.Repeat(`{"n":1}`+"\n", 40_000)) // 320 kB: more than the bound with its copies
+	first := make(chan reply, 1)
+	go func() { first <- do(t, mux, http.MethodPost, "/v1/streams/logs/records", "application/x-ndjson", body) }()
+	<-p.reached // the first request holds its reservation
+	r := do(t, mux, http.MethodPost, "/v1/streams/logs/records", "application/x-ndjson", []byte(`{"n":2}`))
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") != "1" || !strings.Contains(r.err, "--ingest-memory") {
+		t.Fatalf("request over the bound: %d %v %s", r.status, r.header, r.body)
+	}
+	close(p.release)
+	if r := <-first; r.status != http.StatusOK {
+		t.Fatalf("first request: %d %.200s", r.status, r.body)
+	}
+	if r := do(t, mux, http.MethodPost, "/v1/streams/logs/records", "application/x-ndjson", []byte(`{"n":2}`)); r.status != http.StatusOK {
+		t.Fatalf("after the first: %d %s", r.status, r.body)
 	}
 }

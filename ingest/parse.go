@@ -34,7 +34,6 @@ const (
 	CodeTooLarge       = "RecordTooLarge"
 	CodeInvalidKey     = "InvalidKey"
 	CodeProduceFailed  = "ProduceFailed"
-	CodeTooManyRecords = "TooManyRecords"
 )
 
 // item is one parsed record, or the reason it cannot be one.
@@ -54,10 +53,36 @@ func fail(code string, status int, format string, args ...any) item {
 	return item{err: &recordError{code: code, status: status, msg: fmt.Sprintf(format, args...)}}
 }
 
+// errTooManyRecords refuses a request of more than MaxRecords records as a
+// whole: nothing of it is written, and it costs no per-record answer (a
+// 32 MiB body of one-byte lines would otherwise make 16 million of them).
+var errTooManyRecords = fmt.Errorf("more than %d records in one request; nothing was accepted, send them in several requests", MaxRecords)
+
+// countLines counts the non-blank lines of an NDJSON body, stopping past
+// limit.
+func countLines(body []byte, limit int) int {
+	n := 0
+	for len(body) > 0 && n <= limit {
+		raw := body
+		if i := bytes.IndexByte(body, '\n'); i >= 0 {
+			raw, body = body[:i], body[i+1:]
+		} else {
+			body = nil
+		}
+		if len(bytes.TrimSpace(raw)) > 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // parseNDJSON reads one record's data per line; blank lines are skipped (and
 // still counted for line numbers). keyField, if set, names the field of each
 // object whose value is the record's partition key.
-func parseNDJSON(body []byte, keyField string) []item {
+func parseNDJSON(body []byte, keyField string) ([]item, error) {
+	if countLines(body, MaxRecords) > MaxRecords {
+		return nil, errTooManyRecords
+	}
 	var items []item
 	line := 0
 	for len(body) > 0 {
@@ -72,13 +97,9 @@ func parseNDJSON(body []byte, keyField string) []item {
 		if len(raw) == 0 {
 			continue
 		}
-		if len(items) >= MaxRecords {
-			items = append(items, fail(CodeTooManyRecords, 413, "line %d: more than %d records in one request; send the rest in another", line, MaxRecords))
-			continue
-		}
 		items = append(items, checkRecord(fmt.Sprintf("line %d", line), raw, nil, keyField))
 	}
-	return items
+	return items, nil
 }
 
 // batch is the JSON body: {"records":[{"key": "...", "data": {...}}]}.
@@ -104,12 +125,13 @@ func parseJSON(body []byte, keyField string) ([]item, error) {
 	if b.Records == nil {
 		return nil, errors.New(`body has no "records" array; send {"records": [{"key": "...", "data": {...}}]}`)
 	}
+	if len(b.Records) > MaxRecords {
+		return nil, errTooManyRecords
+	}
 	items := make([]item, 0, len(b.Records))
 	for i, r := range b.Records {
 		where := fmt.Sprintf("records[%d]", i)
 		switch {
-		case i >= MaxRecords:
-			items = append(items, fail(CodeTooManyRecords, 413, "%s: more than %d records in one request; send the rest in another", where, MaxRecords))
 		case len(r.Data) == 0 || string(r.Data) == "null":
 			items = append(items, fail(CodeMissingData, 400, `%s: has no "data" (or it is null)`, where))
 		default:

@@ -30,7 +30,10 @@ func FuzzParseNDJSON(f *testing.F) {
 		f.Add([]byte(s), "user")
 	}
 	f.Fuzz(func(t *testing.T, body []byte, keyField string) {
-		items := parseNDJSON(body, keyField)
+		items, err := parseNDJSON(body, keyField)
+		if err != nil {
+			return // more than MaxRecords: refused whole
+		}
 		var lines []int // line number of each non-blank line
 		for i, l := range bytes.Split(body, []byte("\n")) {
 			if len(bytes.TrimSpace(l)) > 0 {
@@ -138,7 +141,7 @@ func BenchmarkParseNDJSON(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		if items := parseNDJSON(data, "service"); len(items) != 1000 || items[999].err != nil {
+		if items, err := parseNDJSON(data, "service"); err != nil || len(items) != 1000 || items[999].err != nil {
 			b.Fatal("parse failed")
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/net/netutil"
 
 	"github.com/sluice-dev/sluice/deploy"
 	"github.com/sluice-dev/sluice/ingest"
@@ -45,6 +46,8 @@ type upConfig struct {
 	queryMemory string
 	queryTime   time.Duration
 	queryCache  string
+	ingestMem   string
+	maxConns    int
 	budget      string
 	compact     time.Duration
 	retireGrace time.Duration
@@ -90,6 +93,12 @@ func (c *upConfig) validate() error {
 	if c.retireGrace <= c.queryTime {
 		errs = append(errs, fmt.Errorf("--retire-grace %s must be longer than --query-timeout %s: a running query may still read a file compaction replaced", c.retireGrace, c.queryTime))
 	}
+	if n, err := parseSize(c.ingestMem); err != nil || n < 1<<20 {
+		errs = append(errs, fmt.Errorf("--ingest-memory %q: want a size of at least 1MiB, like 256MiB", c.ingestMem))
+	}
+	if c.maxConns < 1 {
+		errs = append(errs, errors.New("--max-connections must be at least 1"))
+	}
 	if n, err := parseSize(c.queryCache); err != nil || n < 0 {
 		errs = append(errs, fmt.Errorf("--query-cache-size %q: want a size like 10GiB, or 0 for no bound", c.queryCache))
 	}
@@ -111,6 +120,8 @@ func commonFlags(fs *flag.FlagSet, c *upConfig) {
 	fs.StringVar(&c.budget, "memory-budget", "512MiB", "rows buffered by all pipelines together before files are written early")
 	fs.DurationVar(&c.compact, "compact-interval", 5*time.Minute, "how often each partition's owner merges its small table files, and unreferenced files are deleted (0: never)")
 	fs.DurationVar(&c.retireGrace, "retire-grace", sink.DefaultRetireGrace, "how long a file compaction replaced is kept for queries that still read it (longer than --query-timeout)")
+	fs.StringVar(&c.ingestMem, "ingest-memory", "256MiB", "bytes that HTTP ingest requests may hold together (each reserves twice its body); past it requests get 503 with Retry-After")
+	fs.IntVar(&c.maxConns, "max-connections", 1024, "HTTP connections open at once; more wait to be accepted")
 	fs.StringVar(&c.queryCache, "query-cache-size", "10GiB", "local disk for copies of S3 table files that queries read (least recently used first out; 0: no bound)")
 }
 
@@ -275,10 +286,12 @@ func up(c upConfig, log *slog.Logger) error {
 	}
 
 	if c.roles["ingest"] {
+		ingestMem, _ := parseSize(c.ingestMem) // validated
 		mux.Handle("/v1/streams/{stream}/records", &ingest.Handler{
 			Producer: producer, Log: log,
 			StreamExists: func(name string) bool { _, ok := reg.Stream(name); return ok },
 			Internal:     deploy.InternalStream,
+			MaxInFlight:  ingestMem,
 		})
 	}
 	api.Register(mux)
@@ -288,8 +301,11 @@ func up(c upConfig, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s (change --listen): %w", c.listen, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
+	// A client cannot hold a connection for long without sending: headers
+	// within 10 s, the whole request within HTTPReadTimeout, idle
+	// keep-alives closed after 2 min; at most --max-connections at once.
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: HTTPReadTimeout, IdleTimeout: 2 * time.Minute}
+	go srv.Serve(netutil.LimitListener(ln, c.maxConns))
 	defer stopStep(log, "http server", func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -302,6 +318,10 @@ func up(c upConfig, log *slog.Logger) error {
 	waitForSignal(log)
 	return nil
 }
+
+// HTTPReadTimeout bounds reading one request, body included (a 64 MiB
+// function upload at 1 MB/s fits).
+const HTTPReadTimeout = 2 * time.Minute
 
 // waitForSignal returns at the first SIGINT/SIGTERM; a second one exits the
 // process at once.

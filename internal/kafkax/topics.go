@@ -15,7 +15,7 @@ import (
 // NewClient returns a client for brokers with sluice's common options plus
 // opts.
 func NewClient(brokers []string, opts ...kgo.Opt) (*kgo.Client, error) {
-	base := []kgo.Opt{kgo.SeedBrokers(brokers...)}
+	base := []kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ProducerBatchMaxBytes(MaxMessageBytes)}
 	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create Kafka client for %v: %w", brokers, err)
@@ -23,18 +23,28 @@ func NewClient(brokers []string, opts ...kgo.Opt) (*kgo.Client, error) {
 	return cl, nil
 }
 
+// MaxMessageBytes is the largest record batch sluice produces, and the
+// max.message.bytes it sets on its topics: room for the largest record
+// ingest accepts (1 MiB of data, a 1 KiB key) with its headers (a dead
+// letter's sluice.* headers) and the batch's framing. Kafka's defaults
+// (message.max.bytes 1,048,588, and franz-go's 1,000,012-byte batches) are
+// smaller than such a record, which would fail at produce time for good.
+const MaxMessageBytes = 2 << 20
+
 // EnsureTopic creates topic with partitions and retention if it does not
-// exist; an existing topic gets its retention.ms set to retention. It does not
-// change an existing topic's partition count.
+// exist; an existing topic gets its retention.ms set to retention. Both get
+// max.message.bytes = MaxMessageBytes. It does not change an existing
+// topic's partition count.
 func EnsureTopic(ctx context.Context, cl *kgo.Client, topic string, partitions int32, retention time.Duration) error {
 	adm := kadm.NewClient(cl)
 	ms := strconv.FormatInt(retention.Milliseconds(), 10)
-	resp, err := adm.CreateTopic(ctx, partitions, -1, map[string]*string{"retention.ms": &ms}, topic)
+	maxBytes := strconv.Itoa(MaxMessageBytes)
+	resp, err := adm.CreateTopic(ctx, partitions, -1, map[string]*string{"retention.ms": &ms, "max.message.bytes": &maxBytes}, topic)
 	if err == nil {
 		err = resp.Err
 	}
 	if errors.Is(err, kerr.TopicAlreadyExists) {
-		_, aerr := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.ms", Value: &ms}}, topic)
+		_, aerr := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.ms", Value: &ms}, {Name: "max.message.bytes", Value: &maxBytes}}, topic)
 		if aerr != nil {
 			return fmt.Errorf("cannot set retention of topic %q: %w", topic, aerr)
 		}
