@@ -29,11 +29,11 @@ const (
 
 // Error codes of a failed record.
 const (
-	CodeInvalidJSON    = "InvalidJSON"
-	CodeMissingData    = "MissingData"
-	CodeTooLarge       = "RecordTooLarge"
-	CodeInvalidKey     = "InvalidKey"
-	CodeProduceFailed  = "ProduceFailed"
+	CodeInvalidJSON   = "InvalidJSON"
+	CodeMissingData   = "MissingData"
+	CodeTooLarge      = "RecordTooLarge"
+	CodeInvalidKey    = "InvalidKey"
+	CodeProduceFailed = "ProduceFailed"
 )
 
 // item is one parsed record, or the reason it cannot be one.
