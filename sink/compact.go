@@ -2,6 +2,7 @@ package sink
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -156,7 +157,7 @@ func (w *Writer) runs() [][]FileEntry {
 	var runs [][]FileEntry
 	for _, dir := range slices.Sorted(maps.Keys(byDir)) {
 		fs := byDir[dir]
-		slices.SortFunc(fs, func(a, b FileEntry) int { return cmpInt(a.First, b.First) })
+		slices.SortFunc(fs, func(a, b FileEntry) int { return cmp.Compare(a.First, b.First) })
 		var run []FileEntry
 		var bytes int64
 		for _, f := range fs {

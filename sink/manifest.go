@@ -2,12 +2,12 @@ package sink
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"path"
 	"slices"
 	"strings"
@@ -106,20 +106,10 @@ func (m *Manifest) add(entries []FileEntry) {
 func (m *Manifest) replace(remove []string, entries []FileEntry, now time.Time) {
 	m.Files = slices.DeleteFunc(m.Files, func(f FileEntry) bool { return slices.Contains(remove, f.Key) })
 	m.Files = append(m.Files, entries...)
-	slices.SortFunc(m.Files, func(a, b FileEntry) int { return cmpInt(a.First, b.First) })
+	slices.SortFunc(m.Files, func(a, b FileEntry) int { return cmp.Compare(a.First, b.First) })
 	for _, k := range remove {
 		m.Retired = append(m.Retired, Retired{Key: k, At: now})
 	}
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // has reports whether key is a file, or a retired file, of the manifest's
@@ -219,18 +209,6 @@ func hivePart(key string) map[string]string {
 	return out
 }
 
-// HiveValue decodes a path value as written by the sink (Hive's %XX
-// escaping); ok is false for the null partition.
-func HiveValue(v string) (string, bool) {
-	if v == "__HIVE_DEFAULT_PARTITION__" {
-		return "", false
-	}
-	if d, err := url.PathUnescape(v); err == nil {
-		return d, true
-	}
-	return v, true
-}
-
 // entryFor describes a file about to be written from rec.
 func entryFor(key string, data []byte, rec arrow.RecordBatch, first, last int64, timeCol, fingerprint string) FileEntry {
 	e := FileEntry{Key: key, Size: int64(len(data)), Rows: rec.NumRows(), First: first, Last: last, Part: hivePart(key), Schema: fingerprint}
@@ -273,10 +251,30 @@ func timeSpan(rec arrow.RecordBatch, col string) (*time.Time, *time.Time) {
 }
 
 // adopt builds the manifest of a partition written by a release before
-// manifests: the files of this stream partition that a query saw then
-// (Visible) and that lie below next. It lists the table once, at the claim
+// manifests: the files of this stream partition that a query saw then and
+// that lie below next (legacyFiles). It lists the table once, at the claim
 // that upgrades the progress object; from then on the manifest is the truth.
 func adopt(ctx context.Context, b objstore.Bucket, table, stream string, partition int32, next int64) (*Manifest, error) {
+	refs, err := legacyFiles(ctx, b, table, stream, partition, next)
+	if err != nil {
+		return nil, fmt.Errorf("cannot adopt the files of %s/%d: %w", stream, partition, err)
+	}
+	m := &Manifest{Table: table, Files: []FileEntry{}}
+	for _, f := range refs {
+		e, err := describeFile(ctx, b, f.key, f)
+		if err != nil {
+			return nil, err
+		}
+		m.Files = append(m.Files, e)
+	}
+	slices.SortFunc(m.Files, func(a, b FileEntry) int { return cmp.Compare(a.First, b.First) })
+	return m, nil
+}
+
+// legacyFiles lists the files of one stream partition of a table written
+// before manifests that a query read then (Visible) and that lie below
+// next (a file at or past it is of a flush that never completed).
+func legacyFiles(ctx context.Context, b objstore.Bucket, table, stream string, partition int32, next int64) ([]fileRef, error) {
 	var keys []string
 	err := b.List(ctx, "tables/"+table+"/", func(key string) error {
 		if f, ok := parseFileKey(key); ok && f.stream == stream && f.partition == partition {
@@ -285,22 +283,15 @@ func adopt(ctx context.Context, b objstore.Bucket, table, stream string, partiti
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("cannot list table %q to adopt the files of %s/%d: %w", table, stream, partition, err)
+		return nil, fmt.Errorf("cannot list table %q: %w", table, err)
 	}
-	m := &Manifest{Table: table, Files: []FileEntry{}}
+	var out []fileRef
 	for _, k := range Visible(keys) {
-		f, _ := parseFileKey(k)
-		if f.last >= next {
-			continue // a flush that never completed
+		if f, _ := parseFileKey(k); f.last < next {
+			out = append(out, f)
 		}
-		e, err := describeFile(ctx, b, k, f)
-		if err != nil {
-			return nil, err
-		}
-		m.Files = append(m.Files, e)
 	}
-	slices.SortFunc(m.Files, func(a, b FileEntry) int { return cmpInt(a.First, b.First) })
-	return m, nil
+	return out, nil
 }
 
 // describeFile reads a file's Parquet footer for its entry (rows; the time

@@ -77,11 +77,11 @@ func loadProgress(ctx context.Context, b objstore.Bucket, key string) (*Progress
 	if err != nil {
 		return nil, "", fmt.Errorf("cannot read progress %q: %w", key, err)
 	}
-	var p Progress
-	if err := json.Unmarshal(data, &p); err != nil {
-		return nil, "", fmt.Errorf("cannot decode progress %q (the object is corrupt; delete it to resume from the Kafka committed offset): %w: %w", key, ErrCorruptProgress, err)
+	p, err := DecodeProgress(key, data)
+	if err != nil {
+		return nil, "", err
 	}
-	return &p, version, nil
+	return p, version, nil
 }
 
 // saveProgress writes a progress object. On a Versioned store the write is

@@ -35,21 +35,13 @@ func DecodeProgress(key string, data []byte) (*Progress, error) {
 // since (a claim adopts them): the visible files below next. It lists the
 // table; it is only for the moments after an upgrade.
 func LegacyFiles(ctx context.Context, b objstore.Bucket, table string, src Source, next int64) ([]FileEntry, error) {
-	var keys []string
-	err := b.List(ctx, "tables/"+table+"/", func(key string) error {
-		if f, ok := parseFileKey(key); ok && f.stream == src.Stream && f.partition == src.Partition {
-			keys = append(keys, key)
-		}
-		return nil
-	})
+	refs, err := legacyFiles(ctx, b, table, src.Stream, src.Partition, next)
 	if err != nil {
-		return nil, fmt.Errorf("cannot list table %q for the files of %s/%d: %w", table, src.Stream, src.Partition, err)
+		return nil, fmt.Errorf("cannot read the files of %s/%d: %w", src.Stream, src.Partition, err)
 	}
-	var out []FileEntry
-	for _, k := range Visible(keys) {
-		if f, _ := parseFileKey(k); f.last < next {
-			out = append(out, FileEntry{Key: k, First: f.first, Last: f.last, Part: hivePart(k), Size: -1})
-		}
+	out := make([]FileEntry, 0, len(refs))
+	for _, f := range refs {
+		out = append(out, FileEntry{Key: f.key, First: f.first, Last: f.last, Part: hivePart(f.key), Size: -1})
 	}
 	return out, nil
 }

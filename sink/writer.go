@@ -101,9 +101,6 @@ func Open(ctx context.Context, cfg Config) (*Writer, int64, error) {
 // wrote them (the caller must not modify it).
 func (w *Writer) Manifest() *Manifest { return w.manifest }
 
-// Epoch is this writer's claim on the partition.
-func (w *Writer) Epoch() int64 { return w.epoch }
-
 // State returns the state the caller recorded with the offset Open resumed
 // from (nil if it never set one).
 func (w *Writer) State() []byte { return w.state }
