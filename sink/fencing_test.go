@@ -118,3 +118,28 @@ func TestLateZombieUploadIsNeverVisible(t *testing.T) {
 		t.Fatalf("directory holds %d rows after garbage collection, want %d", n, len(want))
 	}
 }
+
+// TestCollectGarbageSkipsUnadoptedPartitions: a partition whose progress
+// predates manifests keeps all its files, and does not stop the collection
+// of the table's other partitions.
+func TestCollectGarbageSkipsUnadoptedPartitions(t *testing.T) {
+	d := newDir(t)
+	w, _ := open(t, testConfig(d)) // partition 2, with a manifest
+	add(t, w, tsRows(t, 0, "2026-11-22T03:00:00Z"), 0, 0)
+	flush(t, w)
+	stray := "tables/app_logs/dt=2026-11-22/hour=03/logs-2-5-9-7.parquet" // in no manifest
+	legacy := "tables/app_logs/dt=2026-11-22/hour=03/logs-1-0-9.parquet"  // of a partition not adopted yet
+	for _, k := range []string{stray, legacy} {
+		if err := d.Put(t.Context(), k, []byte("PAR1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	putJSON(t, d, "_sluice/progress/p1/logs/1.json", Progress{Next: 10, Epoch: 1})
+	src := []Source{{Pipeline: "p1", Stream: "logs", Partition: 1}, {Pipeline: "p1", Stream: "logs", Partition: 2}}
+	if n, err := CollectGarbage(t.Context(), d, "app_logs", src, slog.New(slog.DiscardHandler)); err != nil || n != 1 {
+		t.Fatalf("CollectGarbage = %d, %v; want the stray file of partition 2 deleted", n, err)
+	}
+	if got := keys(t, d, "tables/"); !slices.Contains(got, legacy) || slices.Contains(got, stray) {
+		t.Fatalf("files after collection: %v", got)
+	}
+}

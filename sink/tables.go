@@ -73,8 +73,11 @@ func CollectGarbage(ctx context.Context, b objstore.Bucket, table string, source
 			continue
 		}
 		refs, ok, err := referenced(ctx, b, src)
-		if err != nil || !ok {
+		if err != nil {
 			return deleted, err
+		}
+		if !ok {
+			continue // not adopted yet: its files are not known to be garbage
 		}
 		for _, k := range keys {
 			if refs[k] {
