@@ -9,13 +9,18 @@
 // With a third field "stop" (sink.after-pending:1:stop) the process stops
 // itself with SIGSTOP instead, and goes on where it was when it gets
 // SIGCONT: a worker that stalls (a long GC pause, a frozen VM) and wakes up
-// as a zombie. A disabled failpoint costs one atomic load.
+// as a zombie. It waits until no goroutine of the process is inside a
+// Critical section first, so that the stall never holds a lock that other
+// processes wait for (a real stall could; the tests are about what a
+// zombie writes when it wakes, not about locks). A disabled failpoint costs
+// one atomic load.
 package failpoint
 
 import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 )
@@ -25,6 +30,8 @@ var (
 	stop  bool         // SIGSTOP instead of SIGKILL
 	after int64        // hits before the kill
 	hits  atomic.Int64 // hits so far
+
+	critical sync.RWMutex // held for reading inside Critical sections; a stop takes it
 )
 
 func init() {
@@ -49,10 +56,23 @@ func Hit(name string) {
 	}
 	if hits.Add(1) == after {
 		if stop {
+			critical.Lock()
 			syscall.Kill(os.Getpid(), syscall.SIGSTOP) // returns once SIGCONT came
+			critical.Unlock()
 			return
 		}
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {} // the signal is on its way
 	}
+}
+
+// Critical marks a section that a stop failpoint must not freeze inside
+// (one holding a lock shared with other processes): call it as
+// defer failpoint.Critical()(). Without a stop failpoint it does nothing.
+func Critical() (end func()) {
+	if !stop {
+		return func() {}
+	}
+	critical.RLock()
+	return critical.RUnlock
 }

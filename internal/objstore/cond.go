@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"github.com/minio/minio-go/v7"
+
+	"github.com/sluice-dev/sluice/internal/failpoint"
 )
 
 // ErrConflict is returned (wrapped) by PutIfVersion when the object is not
@@ -43,9 +45,19 @@ func contentVersion(data []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// casMu serializes conditional writes within this process; the lock file
-// (flock) serializes them across processes sharing the directory.
+// casMu serializes conditional writes within this process; a lock file per
+// key (flock, under ROOT/.cas) serializes them across processes sharing the
+// directory. The lock is per key so that a process stopped (not dead) in the
+// middle of one write holds up only the writers of that object, not every
+// conditional write of the store; the kernel drops the lock when the
+// process dies.
 var casMu sync.Mutex
+
+// casLock is the path of key's lock file.
+func (d *Dir) casLock(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return filepath.Join(d.Root, ".cas", hex.EncodeToString(sum[:12])+".lock")
+}
 
 func (d *Dir) GetVersion(ctx context.Context, key string) ([]byte, string, error) {
 	data, err := d.Get(ctx, key)
@@ -56,15 +68,20 @@ func (d *Dir) GetVersion(ctx context.Context, key string) ([]byte, string, error
 }
 
 func (d *Dir) PutIfVersion(ctx context.Context, key string, data []byte, version string) (string, error) {
+	defer failpoint.Critical()()
 	casMu.Lock()
 	defer casMu.Unlock()
-	lock, err := os.OpenFile(filepath.Join(d.Root, ".cas.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	path := d.casLock(key)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", fmt.Errorf("cannot lock object %q for a conditional write: %w", key, err)
+	}
+	lock, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
-		return "", fmt.Errorf("cannot lock %q for a conditional write: %w", d.Root, err)
+		return "", fmt.Errorf("cannot lock object %q for a conditional write: %w", key, err)
 	}
 	defer lock.Close()
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", fmt.Errorf("cannot lock %q for a conditional write: %w", d.Root, err)
+		return "", fmt.Errorf("cannot lock object %q for a conditional write: %w", key, err)
 	}
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
 	current := ""
