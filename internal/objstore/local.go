@@ -140,6 +140,9 @@ func (d *Dir) List(ctx context.Context, prefix string, fn func(key string) error
 			}
 			return err
 		}
+		if e.IsDir() && p != start && strings.HasPrefix(e.Name(), ".") {
+			return filepath.SkipDir // reserved: the conditional writes' locks (.cas)
+		}
 		if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
 			return nil
 		}
