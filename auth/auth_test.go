@@ -1,0 +1,214 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/objstore"
+)
+
+func newStore(t *testing.T) (*Store, objstore.Bucket) {
+	t.Helper()
+	b := &objstore.Dir{Root: t.TempDir()}
+	s, err := Open(context.Background(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, b
+}
+
+func TestKeyLifecycle(t *testing.T) {
+	ctx := context.Background()
+	s, b := newStore(t)
+	secret := NewSecret()
+	k, err := s.Create(ctx, secret, "clicks producer", []string{"ingest:clicks"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.ID != IDOf(secret) || strings.Contains(string(must(b.Get(ctx, StoreKey))), secret) {
+		t.Fatalf("the store must hold the key's hash only")
+	}
+	p, err := s.Authenticate(ctx, secret)
+	if err != nil || !p.Can("ingest", "clicks") || p.Can("ingest", "logs") || p.Can("query", "clicks") || p.Can("admin", "") {
+		t.Fatalf("principal %+v, %v", p, err)
+	}
+	if _, err := s.Authenticate(ctx, secret+"x"); !errors.Is(err, ErrBadKey) {
+		t.Fatalf("a wrong key: %v", err)
+	}
+	// Another node's store sees the key at once (a miss reads again).
+	other, err := Open(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := NewSecret()
+	if _, err := other.Create(ctx, second, "", []string{"query:*"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.lastMiss = time.Time{} // the wrong key above was a miss less than MissInterval ago
+	if p, err := s.Authenticate(ctx, second); err != nil || !p.Can("query", "anything") {
+		t.Fatalf("a key created on another node: %v", err)
+	}
+	if err := other.Revoke(ctx, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	s.load(ctx) // what Run does every RefreshInterval
+	if _, err := s.Authenticate(ctx, secret); !errors.Is(err, ErrBadKey) {
+		t.Fatalf("a revoked key: %v", err)
+	}
+	if err := s.Revoke(ctx, k.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("revoking twice: %v", err)
+	}
+}
+
+func TestKeyValidationAndExpiry(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	for _, scopes := range [][]string{nil, {"admin:x"}, {"ingest"}, {"ingest:"}, {"read:logs"}} {
+		if _, err := s.Create(ctx, NewSecret(), "", scopes, nil); !errors.Is(err, ErrInvalid) {
+			t.Errorf("scopes %q: %v", scopes, err)
+		}
+	}
+	if _, err := s.Create(ctx, "short", "", []string{"admin"}, nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a short secret: %v", err)
+	}
+	past := time.Now().Add(-time.Minute)
+	if _, err := s.Create(ctx, NewSecret(), "", []string{"admin"}, &past); !errors.Is(err, ErrInvalid) {
+		t.Errorf("an expiry in the past: %v", err)
+	}
+	soon := time.Now().Add(time.Hour)
+	secret := NewSecret()
+	if _, err := s.Create(ctx, secret, "", []string{"admin"}, &soon); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	s.now = func() time.Time { return soon }
+	if _, err := s.Authenticate(ctx, secret); !errors.Is(err, ErrBadKey) {
+		t.Fatalf("an expired key: %v", err)
+	}
+}
+
+func TestBootstrap(t *testing.T) {
+	ctx := context.Background()
+	s, b := newStore(t)
+	dir := t.TempDir()
+	secret, err := s.Bootstrap(ctx, dir, "")
+	if err != nil || secret == "" {
+		t.Fatalf("first start: %q, %v", secret, err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, AdminKeyFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin.key: %v %v", fi, err)
+	}
+	if p, err := s.Authenticate(ctx, secret); err != nil || !p.Can("admin", "") {
+		t.Fatalf("the bootstrap key: %v", err)
+	}
+	// A second process on the same store creates no second key.
+	other, _ := Open(ctx, b)
+	if again, err := other.Bootstrap(ctx, t.TempDir(), ""); err != nil || again != "" || len(other.List()) != 1 {
+		t.Fatalf("second bootstrap: %q, %v, %d keys", again, err, len(other.List()))
+	}
+	env := "operator-chosen-admin-key-0123456789"
+	if _, err := s.Bootstrap(ctx, dir, env); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Bootstrap(ctx, dir, env); err != nil || len(s.List()) != 2 {
+		t.Fatalf("SLUICE_ADMIN_KEY twice: %v, %d keys", err, len(s.List()))
+	}
+}
+
+func TestSCRAMVerify(t *testing.T) {
+	k, err := newKey(NewSecret(), "", []string{"query:*"}, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte("n=,r=abc,r=abcdef,s=c2FsdA==,i=4096,c=biws,r=abcdef")
+	// The client's proof: ClientKey XOR HMAC(StoredKey, AuthMessage).
+	ck := hmacSHA256(k.SCRAM.SaltedPassword, []byte("Client Key"))
+	sig := hmacSHA256(k.SCRAM.StoredKey(), msg)
+	proof := make([]byte, len(ck))
+	for i := range ck {
+		proof[i] = ck[i] ^ sig[i]
+	}
+	if _, ok := k.SCRAM.Verify(msg, proof); !ok {
+		t.Fatal("a right proof was refused")
+	}
+	proof[0] ^= 1
+	if _, ok := k.SCRAM.Verify(msg, proof); ok {
+		t.Fatal("a wrong proof was accepted")
+	}
+}
+
+func TestGuard(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	ingest := NewSecret()
+	s.Create(ctx, ingest, "", []string{"ingest:clicks"}, nil)
+	g := &Guard{Store: s}
+	h := g.Require("ingest", func(r *http.Request) string { return r.URL.Query().Get("stream") },
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if FromContext(r.Context()) == nil {
+				t.Error("no principal in the context")
+			}
+			w.WriteHeader(204)
+		}))
+	for _, c := range []struct {
+		key, stream string
+		want        int
+	}{{"", "clicks", 401}, {"wrong-key-wrong-key-wrong", "clicks", 401}, {ingest, "logs", 403}, {ingest, "clicks", 204}} {
+		r := httptest.NewRequest("POST", "/?stream="+c.stream, nil)
+		if c.key != "" {
+			r.Header.Set("Authorization", "Bearer "+c.key)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != c.want {
+			t.Errorf("key %q stream %s: %d %s, want %d", c.key, c.stream, w.Code, w.Body, c.want)
+		}
+	}
+}
+
+func TestProtect(t *testing.T) {
+	h := Protect(LocalHosts("127.0.0.1:8080"), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
+	for _, c := range []struct {
+		name, method, host, ctype, site string
+		want                            int
+	}{
+		{"loopback JSON", "POST", "127.0.0.1:8080", "application/json", "", 204},
+		{"localhost NDJSON", "POST", "localhost:8080", "application/x-ndjson", "", 204},
+		{"DNS rebinding", "GET", "evil.example", "", "", 421},
+		{"text/plain post", "POST", "127.0.0.1:8080", "text/plain", "", 415},
+		{"form post", "POST", "127.0.0.1:8080", "application/x-www-form-urlencoded", "", 415},
+		{"cross-site JSON", "POST", "127.0.0.1:8080", "application/json", "cross-site", 403},
+		{"cross-site GET", "GET", "127.0.0.1:8080", "", "cross-site", 204},
+	} {
+		r := httptest.NewRequest(c.method, "/v1/x", strings.NewReader("{}"))
+		r.Host = c.host
+		if c.ctype != "" {
+			r.Header.Set("Content-Type", c.ctype)
+		}
+		if c.site != "" {
+			r.Header.Set("Sec-Fetch-Site", c.site)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != c.want {
+			t.Errorf("%s: %d %s, want %d", c.name, w.Code, w.Body, c.want)
+		}
+	}
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
