@@ -232,3 +232,9 @@ var (
 	ErrBadKey    = errors.New("unknown, revoked or expired API key")
 	ErrForbidden = errors.New("the API key does not allow this")
 )
+
+// NewPrincipal returns the principal of a key with scopes (invalid scopes
+// grant nothing).
+func NewPrincipal(keyID string, scopes ...string) *Principal {
+	return Key{ID: keyID, Scopes: scopes}.principal()
+}

@@ -134,6 +134,9 @@ func (r *Registry) DeployFunction(ctx context.Context, name string, cfg Function
 	if err := cfg.normalize(); err != nil {
 		errs = append(errs, err)
 	}
+	if cfg.Runtime == "exec" && !r.AllowExec {
+		errs = append(errs, errors.New("the exec runtime runs any program on the server's machine and is off: start the server with --allow-exec to deploy exec functions (wasm functions are sandboxed and always allowed)"))
+	}
 	if cfg.Runtime == "wasm" && len(code) > 0 && r.CheckWasm != nil {
 		if err := r.CheckWasm(code); err != nil {
 			errs = append(errs, fmt.Errorf("code is not a module sluice can run: %w", err))

@@ -40,6 +40,8 @@ type Registry struct {
 	// run (the function runtime's processors/fn.CheckModule, wired by
 	// cmd/sluice): set it before the registry is used.
 	CheckWasm func(code []byte) error
+	// AllowExec lets DeployFunction take exec functions (--allow-exec).
+	AllowExec bool
 
 	mu        sync.RWMutex
 	streams   map[string]Stream

@@ -95,6 +95,11 @@ func TestCreateValidation(t *testing.T) {
 	if _, ok := r.Function("fn"); ok {
 		t.Fatal("a function with code that cannot run was deployed")
 	}
+	_, err = r.DeployFunction(ctx, "fn", FunctionConfig{Runtime: "exec"}, []byte("#!/bin/sh\ncat\n"))
+	f(err, ErrInvalid, "--allow-exec")
+	r.AllowExec = true
+	_, err = r.DeployFunction(ctx, "fn", FunctionConfig{Runtime: "exec"}, []byte("#!/bin/sh\ncat\n"))
+	f(err, nil)
 	if len(topics) != 1 {
 		t.Fatalf("invalid streams created topics: %v", topics)
 	}

@@ -16,6 +16,8 @@ import (
 type Client struct {
 	BaseURL string
 	HTTP    *http.Client
+	// Key is the API key sent as "Authorization: Bearer KEY" ("": none).
+	Key string
 	// BatchRecords and BatchBytes bound each request (defaults 1000 and 4 MiB).
 	BatchRecords int
 	BatchBytes   int
@@ -81,6 +83,9 @@ func (c *Client) send(ctx context.Context, stream string, body []byte, lines []i
 		return err
 	}
 	req.Header.Set("Content-Type", "application/x-ndjson")
+	if c.Key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Key)
+	}
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient

@@ -45,6 +45,9 @@ type Engine struct {
 	// FunctionCache is where compiled functions are cached (survives
 	// restarts). Set it before Run.
 	FunctionCache string
+	// AllowExec enables exec functions (--allow-exec); without it their
+	// partitions retry with fn.ErrExecDisabled.
+	AllowExec bool
 	// Logs stores what functions write to stderr (nil: it is dropped). Set
 	// it before Run.
 	Logs *fnlog.Log
@@ -200,6 +203,7 @@ func (e *Engine) processorFor(spec Pipeline) (func() Processor, error) {
 		if err != nil {
 			return nil, err
 		}
+		h.AllowExec = e.AllowExec
 		e.host = h
 	}
 	host := e.host

@@ -95,6 +95,7 @@ func newEnvWith(t *testing.T, setup func(ctx context.Context, reg *deploy.Regist
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	e.engine = processors.NewEngine(e.reg, e.bucket, c.ListenAddrs(), log)
 	e.engine.FunctionCache = t.TempDir()
+	e.engine.AllowExec = true
 	if e.engine.Logs, err = fnlog.Open(ctx, c.ListenAddrs(), log); err != nil {
 		t.Fatal(err)
 	}

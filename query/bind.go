@@ -17,6 +17,9 @@ func (e *Engine) runBound(ctx context.Context, sqlText string) (*Result, error) 
 		return nil, fmt.Errorf("cannot get duckdb connection: %w", err)
 	}
 	defer conn.Close()
+	if err := authorize(ctx, conn, sqlText); err != nil {
+		return nil, err
+	}
 	scan, unbind, err := e.bind(ctx, conn, sqlText, e.known(identifiers(sqlText)))
 	defer unbind()
 	if err != nil {

@@ -141,6 +141,8 @@ func statusFor(err error) int {
 	switch {
 	case isTimeout(err):
 		return http.StatusRequestTimeout
+	case IsForbidden(err):
+		return http.StatusForbidden
 	case IsUserError(err):
 		return http.StatusBadRequest
 	default:

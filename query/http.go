@@ -106,6 +106,8 @@ type Client struct {
 	// HTTP is the client used; nil means http.DefaultClient. Its Timeout,
 	// if any, should exceed the server's query timeout.
 	HTTP *http.Client
+	// Key is the API key sent as "Authorization: Bearer KEY" ("": none).
+	Key string
 }
 
 // Query posts sql to BaseURL/v1/query. A non-200 answer becomes an error
@@ -123,6 +125,9 @@ func (c *Client) Query(ctx context.Context, sql string) (*Result, error) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
+	if c.Key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Key)
+	}
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,12 +16,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-dev/sluice/auth"
 	"github.com/sluice-dev/sluice/deploy"
 	"github.com/sluice-dev/sluice/schemas"
 )
 
 // admin is a client of the admin API.
-type admin struct{ server string }
+type admin struct {
+	server, key string
+	keyErr      error // reading the key failed: every call fails with it
+}
 
 // call sends body (JSON-encoded if not nil) and prints the JSON answer.
 func (a admin) call(method, path string, body any) error {
@@ -35,6 +40,9 @@ func (a admin) call(method, path string, body any) error {
 // do sends a request with body as JSON and returns the answer's body, or
 // the error the answer carries.
 func (a admin) do(method, path string, body any) ([]byte, error) {
+	if a.keyErr != nil {
+		return nil, a.keyErr
+	}
 	var rd io.Reader
 	if body != nil {
 		data, err := json.Marshal(body)
@@ -48,6 +56,9 @@ func (a admin) do(method, path string, body any) ([]byte, error) {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if a.key != "" {
+		req.Header.Set("Authorization", "Bearer "+a.key)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach sluice server %s (set --server or SLUICE_SERVER): %w", a.server, err)
@@ -110,13 +121,45 @@ func (a admin) get(path string, v any) error {
 
 // command is a subcommand's flags and positional arguments.
 type command struct {
-	fs     *flag.FlagSet
-	server *string
+	fs      *flag.FlagSet
+	server  *string
+	keyFlag *string
+	keyFile *string
 }
 
 func newCommand(name string) command {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	return command{fs: fs, server: fs.String("server", defaultServer(), "sluice server URL")}
+	return command{fs: fs,
+		server:  fs.String("server", defaultServer(), "sluice server URL ($SLUICE_SERVER)"),
+		keyFlag: fs.String("key", "", "API key (default $SLUICE_KEY, else the contents of --key-file)"),
+		keyFile: fs.String("key-file", defaultKeyFile(), "file holding the API key (the admin key `sluice up` writes to DATA/admin.key; $SLUICE_DATA sets DATA)"),
+	}
+}
+
+// key returns the API key to send: --key, $SLUICE_KEY, or --key-file's
+// contents ("" if none of them is there: the server then answers 401,
+// which names where keys come from).
+func (c command) key() (string, error) {
+	if *c.keyFlag != "" {
+		return *c.keyFlag, nil
+	}
+	if k := os.Getenv("SLUICE_KEY"); k != "" {
+		return k, nil
+	}
+	data, err := os.ReadFile(*c.keyFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("cannot read the API key from %s (set --key or SLUICE_KEY instead): %w", *c.keyFile, err)
+	}
+	return strings.TrimSpace(string(data)), nil
+}
+
+// admin returns the admin API client for c's flags (parsed).
+func (c command) admin() admin {
+	key, err := c.key()
+	return admin{server: *c.server, key: key, keyErr: err}
 }
 
 // parse parses args and checks the number of positional arguments.
@@ -130,8 +173,6 @@ func (c command) parse(args []string, want int, usage string) ([]string, error) 
 	}
 	return pos, nil
 }
-
-func (c command) admin() admin { return admin{server: *c.server} }
 
 // subcommands dispatches "sluice GROUP VERB ...".
 func subcommands(group string, verbs map[string]func([]string) error) func([]string) error {
@@ -350,4 +391,59 @@ func fnCommands() func([]string) error {
 		return c.admin().call("GET", path, nil)
 	}
 	return subcommands("fn", verbs)
+}
+
+// keyCommands: sluice key create|list|revoke.
+func keyCommands() func([]string) error {
+	return subcommands("key", map[string]func([]string) error{
+		"create": func(args []string) error {
+			c := newCommand("key create")
+			var scopes []string
+			c.fs.Func("scope", "a scope: admin, ingest:STREAM, query:TABLE (* for every stream or table); repeat for more", func(v string) error {
+				scopes = append(scopes, v)
+				return nil
+			})
+			name := c.fs.String("name", "", "a note saying whose key it is")
+			expires := c.fs.String("expires", "", "when the key stops working: a duration from now (720h) or an RFC 3339 time (default: never)")
+			if _, err := c.parse(args, 0, "key create --scope SCOPE [--scope SCOPE ...] [--name NAME] [--expires DUR|TIME]"); err != nil {
+				return err
+			}
+			req := auth.CreateRequest{Name: *name, Scopes: scopes}
+			if *expires != "" {
+				t, err := parseExpiry(*expires, time.Now())
+				if err != nil {
+					return err
+				}
+				req.Expires = &t
+			}
+			return c.admin().call("POST", "/v1/keys", req)
+		},
+		"list": func(args []string) error {
+			c := newCommand("key list")
+			if _, err := c.parse(args, 0, "key list"); err != nil {
+				return err
+			}
+			return c.admin().call("GET", "/v1/keys", nil)
+		},
+		"revoke": func(args []string) error {
+			c := newCommand("key revoke")
+			pos, err := c.parse(args, 1, "key revoke ID")
+			if err != nil {
+				return err
+			}
+			return c.admin().call("DELETE", "/v1/keys/"+url.PathEscape(pos[0]), nil)
+		},
+	})
+}
+
+// parseExpiry reads a duration from now or an RFC 3339 time.
+func parseExpiry(v string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(v); err == nil {
+		return now.Add(d).UTC(), nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--expires %q: want a duration (720h) or an RFC 3339 time (2027-01-01T00:00:00Z)", v)
+	}
+	return t, nil
 }

@@ -8,13 +8,25 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/sluice-dev/sluice/auth"
 	"github.com/sluice-dev/sluice/ingest"
 	"github.com/sluice-dev/sluice/query"
 )
+
+// defaultKeyFile is where `sluice up` on the default data directory writes
+// its first admin key.
+func defaultKeyFile() string {
+	data := os.Getenv("SLUICE_DATA")
+	if data == "" {
+		data = "./sluice-data"
+	}
+	return filepath.Join(data, auth.AdminKeyFile)
+}
 
 func defaultServer() string {
 	if s := os.Getenv("SLUICE_SERVER"); s != "" {
@@ -59,7 +71,11 @@ func runSQL(args []string) error {
 	defer cancel()
 	ctx, cancelT := context.WithTimeout(ctx, *timeout)
 	defer cancelT()
-	qc := &query.Client{BaseURL: strings.TrimRight(*c.server, "/")}
+	key, err := c.key()
+	if err != nil {
+		return err
+	}
+	qc := &query.Client{BaseURL: strings.TrimRight(*c.server, "/"), Key: key}
 	res, err := qc.Query(ctx, pos[0])
 	if err != nil {
 		return err
@@ -86,9 +102,13 @@ func runPut(args []string) error {
 		defer f.Close()
 		in = f
 	}
+	key, err := c.key()
+	if err != nil {
+		return err
+	}
 	ctx, cancel := signalContext()
 	defer cancel()
-	ic := &ingest.Client{BaseURL: strings.TrimRight(*c.server, "/"), BatchRecords: *batch}
+	ic := &ingest.Client{BaseURL: strings.TrimRight(*c.server, "/"), BatchRecords: *batch, Key: key}
 	sum, err := ic.Put(ctx, pos[0], in)
 	for _, f := range sum.Failures {
 		fmt.Fprintln(os.Stderr, f)

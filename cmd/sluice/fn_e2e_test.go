@@ -100,7 +100,7 @@ func TestFunctionAccessLog(t *testing.T) {
 // function and kills its subprocess again and again while records flow:
 // every record still lands once, with its e-mail redacted.
 func TestFunctionPythonExecSurvivesKill(t *testing.T) {
-	s := e2e.Up(t, t.TempDir())
+	s := e2e.Up(t, t.TempDir(), "--allow-exec")
 	cli(t, s, "fn", "deploy", "redact", "--runtime", "exec", "--code", "../../examples/redact/redact.py", "--timeout", "10s")
 	cli(t, s, "stream", "create", "mail", "--partitions", "2")
 	schema := filepath.Join(t.TempDir(), "schema.json")
@@ -167,7 +167,7 @@ func killLoop(ctx context.Context, _ string, s *e2e.Server) int {
 // offsets it came from, and is still there after a restart.
 func TestFunctionLogsAcrossWorkersAndRestarts(t *testing.T) {
 	data := t.TempDir()
-	s := e2e.Up(t, data)
+	s := e2e.Up(t, data, "--allow-exec")
 	cli(t, s, "fn", "deploy", "chatty", "--runtime", "exec", "--code", "../../processors/fn/testdata/conform.py", "--timeout", "10s")
 	cli(t, s, "stream", "create", "chat", "--partitions", "2")
 	schema := filepath.Join(t.TempDir(), "schema.json")
@@ -175,7 +175,7 @@ func TestFunctionLogsAcrossWorkersAndRestarts(t *testing.T) {
 	cli(t, s, "table", "create", "chat", "--schema", schema, "--file-age", "500ms")
 	cli(t, s, "pipeline", "create", "chat", "--stream", "chat", "--function", "chatty", "--table", "chat")
 	w := e2e.Serve(t, t.TempDir(), nil, "--brokers", s.KafkaAddr, "--roles", "worker",
-		"--storage", filepath.Join(data, "objects"), "--worker-id", "w2")
+		"--storage", filepath.Join(data, "objects"), "--worker-id", "w2", "--allow-exec")
 	waitSplit(t, s, "chat")
 	const n = 20 // one record per key: both partitions get some
 	for i := range n {
@@ -211,14 +211,14 @@ func TestFunctionLogsAcrossWorkersAndRestarts(t *testing.T) {
 	check(s)
 	w.Stop()
 	s.Stop()
-	s = e2e.Up(t, data)
+	s = e2e.Up(t, data, "--allow-exec")
 	check(s)
 
 	// --follow prints the last lines, then the new ones as they are written,
 	// each once.
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	follow := exec.CommandContext(ctx, e2e.Binary(t), "fn", "logs", "chatty", "--follow", "--limit", "5", "--server", s.URL())
+	follow := exec.CommandContext(ctx, e2e.Binary(t), "fn", "logs", "chatty", "--follow", "--limit", "5", "--server", s.URL(), "--key", e2e.AdminKey)
 	stdout, err := follow.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,7 @@ import (
 const usage = `sluice: streams in, functions on them, Parquet out, SQL over it.
 
 Usage:
-  sluice up [--data DIR] [--listen ADDR] [--kafka-listen ADDR]
+  sluice up [--data DIR] [--listen ADDR] [--kafka-listen ADDR] [--allow-exec] [--auth on|off]
       run everything in one process on embedded defaults
   sluice serve --brokers HOST:PORT[,...] [--roles ingest,worker,query] [--storage DIR|s3://...]
              [--worker-id ID] [--listen ADDR] [--data DIR]
@@ -29,8 +29,12 @@ Usage:
   sluice fn alias NAME ALIAS --version N
   sluice fn logs NAME [--limit N] [--follow]
   sluice stream|table|pipeline|fn list | show NAME
+  sluice key create --scope admin|ingest:STREAM|query:TABLE [--scope ...] [--name N] [--expires DUR|TIME]
+  sluice key list | revoke ID
 
-Client commands talk to --server (default $SLUICE_SERVER, else http://127.0.0.1:8080).
+Client commands talk to --server (default $SLUICE_SERVER, else http://127.0.0.1:8080)
+with the API key --key (default $SLUICE_KEY, else the file ./sluice-data/admin.key that
+sluice up writes on first start; $SLUICE_DATA changes ./sluice-data).
 Run "sluice COMMAND -h" for a command's flags.
 `
 
@@ -48,6 +52,7 @@ func main() {
 		"table":    tableCommands(),
 		"pipeline": pipelineCommands(),
 		"fn":       fnCommands(),
+		"key":      keyCommands(),
 	}
 	name, args := os.Args[1], os.Args[2:]
 	if name == "-h" || name == "--help" || name == "help" {

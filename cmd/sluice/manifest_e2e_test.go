@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -85,7 +84,7 @@ func produce(s *e2e.Server, sent *atomic.Int64, stop chan struct{}) error {
 		for id := first; id < first+500; id++ {
 			fmt.Fprintf(&b, `{"id":%d,"level":"info","message":"record %d"}`+"\n", id, id)
 		}
-		resp, err := http.Post(s.URL()+"/v1/streams/crash/records?key=id", "application/x-ndjson", &b)
+		resp, err := s.Do("POST", "/v1/streams/crash/records?key=id", "application/x-ndjson", b.Bytes(), e2e.AdminKey)
 		if err != nil {
 			return err
 		}

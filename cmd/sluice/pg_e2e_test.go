@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/auth"
 	"github.com/sluice-dev/sluice/internal/e2e"
 )
 
@@ -37,10 +38,11 @@ func TestPostgresPsql(t *testing.T) {
 	run := func(sql string) (string, string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, psql, "-h", host, "-p", port, "-U", "any", "-d", "sluice", "-At", "-c", sql)
+		cmd := exec.CommandContext(ctx, psql, "-h", host, "-p", port, "-U", auth.IDOf(e2e.AdminKey), "-d", "sluice", "-At", "-c", sql)
 		// No password prompt, no user's ~/.psqlrc, no PG* settings from the
 		// environment that could change the connection.
-		cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=10", "PSQLRC=/dev/null", "PGSSLMODE=prefer", "PGOPTIONS=")
+		cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=10", "PSQLRC=/dev/null", "PGSSLMODE=prefer", "PGOPTIONS=",
+			"PGPASSWORD="+e2e.AdminKey) // the user is the key's ID, the password the key
 		var stdout, stderr strings.Builder
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		err := cmd.Run()

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/net/netutil"
 
+	"github.com/sluice-dev/sluice/auth"
 	"github.com/sluice-dev/sluice/deploy"
 	"github.com/sluice-dev/sluice/ingest"
 	"github.com/sluice-dev/sluice/internal/kafkax"
@@ -51,6 +52,10 @@ type upConfig struct {
 	budget      string
 	compact     time.Duration
 	retireGrace time.Duration
+
+	auth         string   // on, off
+	allowedHosts []string // Host names the HTTP API answers to, beyond its own addresses
+	allowExec    bool     // the exec runtime (runs any program) is enabled
 }
 
 func (c *upConfig) validate() error {
@@ -99,6 +104,17 @@ func (c *upConfig) validate() error {
 	if c.maxConns < 1 {
 		errs = append(errs, errors.New("--max-connections must be at least 1"))
 	}
+	switch c.auth {
+	case "on":
+	case "off":
+		for flagName, addr := range addrs {
+			if !strings.HasPrefix(flagName, "--brokers") && !auth.IsLoopback(addr) {
+				errs = append(errs, fmt.Errorf("--auth off is refused: %s %s is not a loopback address, and anyone who reaches it could deploy and run code; keep --auth on (the default) or bind 127.0.0.1", flagName, addr))
+			}
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--auth %q: want on or off", c.auth))
+	}
 	if n, err := parseSize(c.queryCache); err != nil || n < 0 {
 		errs = append(errs, fmt.Errorf("--query-cache-size %q: want a size like 10GiB, or 0 for no bound", c.queryCache))
 	}
@@ -123,6 +139,16 @@ func commonFlags(fs *flag.FlagSet, c *upConfig) {
 	fs.StringVar(&c.ingestMem, "ingest-memory", "256MiB", "bytes that HTTP ingest requests may hold together (each reserves twice its body); past it requests get 503 with Retry-After")
 	fs.IntVar(&c.maxConns, "max-connections", 1024, "HTTP connections open at once; more wait to be accepted")
 	fs.StringVar(&c.queryCache, "query-cache-size", "10GiB", "local disk for copies of S3 table files that queries read (least recently used first out; 0: no bound)")
+	fs.StringVar(&c.auth, "auth", "on", `API keys on every listener ("off" only when every listener is on loopback)`)
+	fs.Func("allowed-hosts", "extra Host names the HTTP API answers to, comma-separated (its own addresses and localhost always; * for any)", func(v string) error {
+		for _, h := range strings.Split(v, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				c.allowedHosts = append(c.allowedHosts, h)
+			}
+		}
+		return nil
+	})
+	fs.BoolVar(&c.allowExec, "allow-exec", false, "enable the exec function runtime, which runs any program an admin key deploys, as this process's user (wasm functions are sandboxed and always on)")
 }
 
 // run checks what fs parsed into c and runs it.
@@ -219,6 +245,16 @@ func up(c upConfig, log *slog.Logger) error {
 		return err
 	}
 	reg.CheckWasm = fn.CheckModule
+	reg.AllowExec = c.allowExec
+	guard, keys, err := openAuth(ctx, c, bucket, log)
+	if err != nil {
+		return err
+	}
+	if keys != nil {
+		keysCtx, stopKeys := context.WithCancel(context.Background())
+		defer stopKeys()
+		go keys.Run(keysCtx)
+	}
 	if c.provision {
 		if err := reg.ProvisionDefaults(ctx); err != nil {
 			return fmt.Errorf("cannot provision the default stream, table and pipeline: %w", err)
@@ -230,7 +266,8 @@ func up(c upConfig, log *slog.Logger) error {
 		return err
 	}
 	defer stopStep(log, "function logs", flog.Close)
-	mux := http.NewServeMux()
+	mux := http.NewServeMux()   // what each role serves, each behind its key check
+	admin := http.NewServeMux() // the admin API: every route needs an admin key
 	api := &deploy.API{Reg: reg, Logs: flog}
 
 	var upAttrs []any // for the "sluice is up" line
@@ -247,7 +284,7 @@ func up(c upConfig, log *slog.Logger) error {
 			return err
 		}
 		defer stopStep(log, "query engine", func() { qe.Close() })
-		mux.Handle("/v1/query", qe.Handler())
+		mux.Handle("/v1/query", guard.Require("query", nil, qe.Handler())) // the engine checks each table
 		if c.pgEnabled() {
 			pgln, err := net.Listen("tcp", c.pgListen)
 			if err != nil {
@@ -274,6 +311,7 @@ func up(c upConfig, log *slog.Logger) error {
 		engine.LeaveOnStop = len(c.brokers) > 0 // serve: hand partitions to the other workers
 		engine.SessionTimeout = c.session
 		engine.FunctionCache = filepath.Join(c.data, "cache", "functions")
+		engine.AllowExec = c.allowExec
 		budget, _ := parseSize(c.budget) // validated
 		engine.Budget = &sink.Budget{Limit: budget}
 		engine.CompactInterval = c.compact
@@ -287,14 +325,18 @@ func up(c upConfig, log *slog.Logger) error {
 
 	if c.roles["ingest"] {
 		ingestMem, _ := parseSize(c.ingestMem) // validated
-		mux.Handle("/v1/streams/{stream}/records", &ingest.Handler{
+		mux.Handle("/v1/streams/{stream}/records", guard.Require("ingest", func(r *http.Request) string { return r.PathValue("stream") }, &ingest.Handler{
 			Producer: producer, Log: log,
 			StreamExists: func(name string) bool { _, ok := reg.Stream(name); return ok },
 			Internal:     deploy.InternalStream,
 			MaxInFlight:  ingestMem,
-		})
+		}))
 	}
-	api.Register(mux)
+	api.Register(admin)
+	mux.Handle("/v1/", guard.Require("admin", nil, admin))
+	if keys != nil {
+		keys.Register(mux, guard)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 
 	ln, err := net.Listen("tcp", c.listen)
@@ -304,7 +346,8 @@ func up(c upConfig, log *slog.Logger) error {
 	// A client cannot hold a connection for long without sending: headers
 	// within 10 s, the whole request within HTTPReadTimeout, idle
 	// keep-alives closed after 2 min; at most --max-connections at once.
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: HTTPReadTimeout, IdleTimeout: 2 * time.Minute}
+	hosts := append(auth.LocalHosts(ln.Addr().String()), c.allowedHosts...)
+	srv := &http.Server{Handler: auth.Protect(hosts, mux), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: HTTPReadTimeout, IdleTimeout: 2 * time.Minute}
 	go srv.Serve(netutil.LimitListener(ln, c.maxConns))
 	defer stopStep(log, "http server", func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -372,4 +415,29 @@ func roleList(roles map[string]bool) string {
 		}
 	}
 	return strings.Join(out, ",")
+}
+
+// openAuth opens the key store and makes sure an admin key exists
+// (printing a new one once), or, with --auth off, returns a guard that
+// lets every request act as admin.
+func openAuth(ctx context.Context, c upConfig, bucket objstore.Bucket, log *slog.Logger) (*auth.Guard, *auth.Store, error) {
+	audit := log.With("log", "audit")
+	if c.auth == "off" {
+		log.Warn("AUTHENTICATION IS OFF (--auth off): anyone who can reach the loopback listeners can ingest, query, deploy and run functions")
+		return &auth.Guard{Audit: audit}, nil, nil
+	}
+	keys, err := auth.Open(ctx, bucket)
+	if err != nil {
+		return nil, nil, err
+	}
+	secret, err := keys.Bootstrap(ctx, c.data, os.Getenv("SLUICE_ADMIN_KEY"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot create the first admin key: %w", err)
+	}
+	if secret != "" {
+		path := filepath.Join(c.data, auth.AdminKeyFile)
+		fmt.Fprintf(os.Stderr, "\nCreated the first admin key (shown once; the sluice CLI reads it from %s):\n\n    %s\n\n", path, secret)
+		log.Info("created the first admin key", "id", auth.IDOf(secret), "file", path)
+	}
+	return &auth.Guard{Store: keys, Audit: audit}, keys, nil
 }

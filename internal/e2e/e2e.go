@@ -59,6 +59,10 @@ func FreeAddr(t testing.TB) string {
 	return ln.Addr().String()
 }
 
+// AdminKey is the admin key every test server starts with
+// (SLUICE_ADMIN_KEY), and what Post, Get, Query and Run send.
+const AdminKey = "sluice_e2e-admin-key-for-tests-only"
+
 // Server is a running `sluice up`.
 type Server struct {
 	t         testing.TB
@@ -119,7 +123,7 @@ func start(t testing.TB, cmd, data string, env, extra []string) (*Server, error)
 	}
 	args = append(args, extra...)
 	s.cmd = exec.Command(Binary(t), args...)
-	s.cmd.Env = append(os.Environ(), env...)
+	s.cmd.Env = append(append(os.Environ(), "SLUICE_ADMIN_KEY="+AdminKey), env...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -253,7 +257,7 @@ func Scaled(d time.Duration) time.Duration {
 // Post sends body to path and decodes the JSON answer into out (if not nil).
 func (s *Server) Post(path, contentType string, body []byte, out any) (int, string) {
 	s.t.Helper()
-	resp, err := http.Post(s.URL()+path, contentType, bytes.NewReader(body))
+	resp, err := s.Do("POST", path, contentType, body, AdminKey)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -267,10 +271,25 @@ func (s *Server) Post(path, contentType string, body []byte, out any) (int, stri
 	return resp.StatusCode, string(data)
 }
 
+// Do sends one request with key ("": none) as its bearer token.
+func (s *Server) Do(method, path, contentType string, body []byte, key string) (*http.Response, error) {
+	req, err := http.NewRequest(method, s.URL()+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	return http.DefaultClient.Do(req)
+}
+
 // Get fetches path and decodes the JSON answer into out (if not nil).
 func (s *Server) Get(path string, out any) (int, string) {
 	s.t.Helper()
-	resp, err := http.Get(s.URL() + path)
+	resp, err := s.Do("GET", path, "", nil, AdminKey)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -293,7 +312,7 @@ type QueryResult struct {
 // Query runs SQL through the HTTP API.
 func (s *Server) Query(sql string) (QueryResult, error) {
 	body, _ := json.Marshal(map[string]string{"sql": sql})
-	resp, err := http.Post(s.URL()+"/v1/query", "application/json", bytes.NewReader(body))
+	resp, err := s.Do("POST", "/v1/query", "application/json", body, AdminKey)
 	if err != nil {
 		return QueryResult{}, err
 	}
@@ -346,6 +365,7 @@ func (s *Server) WaitCount(sql string, want int64, timeout time.Duration) {
 func Run(t testing.TB, ctx context.Context, stdin io.Reader, args ...string) (string, string, error) {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, Binary(t), args...)
+	cmd.Env = append(os.Environ(), "SLUICE_KEY="+AdminKey)
 	var out, errb strings.Builder
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &out, &errb
 	err := cmd.Run()

@@ -128,6 +128,11 @@ func TestLoad(t *testing.T) {
 func TestExecCodeFile(t *testing.T) {
 	h := newHost(t)
 	script := []byte("#!/bin/sh\nexit 0\n")
+	h.AllowExec = false
+	if _, err := h.Load(context.Background(), Config{Runtime: RuntimeExec, Code: script}); !errors.Is(err, ErrExecDisabled) {
+		t.Fatalf("exec code loaded without AllowExec: %v", err)
+	}
+	h.AllowExec = true
 	f := load(t, h, Config{Runtime: RuntimeExec, Code: script})
 	if f.Mode() != ModeWarm || filepath.Base(f.execPath) != f.Config().CodeHash {
 		t.Fatalf("mode %s, path %s", f.Mode(), f.execPath)

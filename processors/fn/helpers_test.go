@@ -111,6 +111,7 @@ func newHost(t testing.TB) *Host {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.AllowExec = true
 	t.Cleanup(func() { _ = h.Close(context.Background()) })
 	return h
 }

@@ -16,6 +16,10 @@ import (
 // Host compiles, caches and runs functions. Make one per process; it is safe
 // for concurrent use.
 type Host struct {
+	// AllowExec enables the exec runtime; without it an exec function
+	// fails to load (the server's --allow-exec).
+	AllowExec bool
+
 	cacheDir string
 	cache    wazero.CompilationCache
 	// noInterrupt, for benchmarks only, compiles modules as they are, without
@@ -45,6 +49,10 @@ type loadEntry struct {
 }
 
 var errClosed = errors.New("function host is closed")
+
+// ErrExecDisabled is the error of loading an exec function on a host
+// without AllowExec.
+var ErrExecDisabled = errors.New("cannot load exec function: the exec runtime is off on this worker (start it with --allow-exec)")
 
 // NewHost returns a Host that keeps its caches under cacheDir: wazero's
 // compilation cache (so a restart does not compile again) in cacheDir/wazero
@@ -102,6 +110,9 @@ func (h *Host) Load(ctx context.Context, cfg Config) (*Function, error) {
 	case RuntimeWasm:
 		key.pages = memoryPages(cfg.Memory)
 	case RuntimeExec:
+		if !h.AllowExec {
+			return nil, ErrExecDisabled
+		}
 	default:
 		return nil, fmt.Errorf("cannot load function: unknown runtime %q", cfg.Runtime)
 	}
