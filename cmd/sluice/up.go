@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -56,6 +57,8 @@ type upConfig struct {
 	auth         string   // on, off
 	allowedHosts []string // Host names the HTTP API answers to, beyond its own addresses
 	allowExec    bool     // the exec runtime (runs any program) is enabled
+	tlsCert      string   // PEM certificate chain for HTTP, Postgres and the embedded Kafka
+	tlsKey       string
 }
 
 func (c *upConfig) validate() error {
@@ -115,6 +118,13 @@ func (c *upConfig) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("--auth %q: want on or off", c.auth))
 	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	} else if c.tlsCert != "" {
+		if _, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey); err != nil {
+			errs = append(errs, fmt.Errorf("--tls-cert/--tls-key: %w", err))
+		}
+	}
 	if n, err := parseSize(c.queryCache); err != nil || n < 0 {
 		errs = append(errs, fmt.Errorf("--query-cache-size %q: want a size like 10GiB, or 0 for no bound", c.queryCache))
 	}
@@ -148,6 +158,8 @@ func commonFlags(fs *flag.FlagSet, c *upConfig) {
 		}
 		return nil
 	})
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS, Postgres with TLS (sslmode=require) and the embedded Kafka over TLS")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key file of --tls-cert")
 	fs.BoolVar(&c.allowExec, "allow-exec", false, "enable the exec function runtime, which runs any program an admin key deploys, as this process's user (wasm functions are sandboxed and always on)")
 }
 
@@ -214,6 +226,10 @@ func up(c upConfig, log *slog.Logger) error {
 	storage := c.storage
 	if storage == "" {
 		storage = filepath.Join(c.data, "objects")
+	}
+	tlsConfig, err := c.tls()
+	if err != nil {
+		return err
 	}
 	bucket, err := objstore.Open(ctx, storage)
 	if err != nil {
@@ -291,6 +307,10 @@ func up(c upConfig, log *slog.Logger) error {
 				return fmt.Errorf("cannot listen on %s (change --pg-listen, or \"off\"): %w", c.pgListen, err)
 			}
 			pg := &pgwire.Server{Engine: qe, Log: log}
+			if keys != nil {
+				pg.Keys = keys
+			}
+			pg.TLS = tlsConfig
 			go pg.Serve(pgln)
 			defer stopStep(log, "postgres listener", func() { pg.Close() })
 			upAttrs = append(upAttrs, "postgres", pgln.Addr().String())
@@ -348,6 +368,11 @@ func up(c upConfig, log *slog.Logger) error {
 	// keep-alives closed after 2 min; at most --max-connections at once.
 	hosts := append(auth.LocalHosts(ln.Addr().String()), c.allowedHosts...)
 	srv := &http.Server{Handler: auth.Protect(hosts, mux), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: HTTPReadTimeout, IdleTimeout: 2 * time.Minute}
+	scheme := "http"
+	if tlsConfig != nil {
+		scheme = "https"
+		ln = tls.NewListener(ln, tlsConfig)
+	}
 	go srv.Serve(netutil.LimitListener(ln, c.maxConns))
 	defer stopStep(log, "http server", func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -355,7 +380,7 @@ func up(c upConfig, log *slog.Logger) error {
 		srv.Shutdown(ctx)
 	})
 
-	upAttrs = append([]any{"http", "http://" + ln.Addr().String()}, upAttrs...)
+	upAttrs = append([]any{"http", scheme + "://" + ln.Addr().String()}, upAttrs...)
 	log.Info("sluice is up", append(upAttrs, "kafka", strings.Join(brokers, ","),
 		"roles", roleList(c.roles), "data", c.data, "took", time.Since(start).Round(time.Millisecond))...)
 	waitForSignal(log)
@@ -440,4 +465,17 @@ func openAuth(ctx context.Context, c upConfig, bucket objstore.Bucket, log *slog
 		log.Info("created the first admin key", "id", auth.IDOf(secret), "file", path)
 	}
 	return &auth.Guard{Store: keys, Audit: audit}, keys, nil
+}
+
+// tls loads --tls-cert/--tls-key (nil: no TLS). The files are read once,
+// at start; replacing a certificate needs a restart.
+func (c upConfig) tls() (*tls.Config, error) {
+	if c.tlsCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load --tls-cert/--tls-key: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
