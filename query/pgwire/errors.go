@@ -39,6 +39,9 @@ const (
 	codeInFailedTx     = "25P02"
 	codeWarning        = "01000"
 	codeLimit          = "54000"
+
+	codeInvalidPassword      = "28P01"
+	codeInvalidAuthorization = "28000"
 )
 
 // pgError is an error with the SQLSTATE and fields of an ErrorResponse.

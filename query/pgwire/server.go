@@ -5,10 +5,23 @@
 //
 // What it does, and the choices made:
 //
-//   - No authentication and no TLS: SSLRequest and GSSENCRequest are
-//     answered 'N', any user and database name are accepted, and
-//     AuthenticationOk follows the startup message. sluice has no
-//     authentication anywhere; the listener binds loopback by default.
+//   - Authentication, with Server.Keys set: SASL SCRAM-SHA-256 as Postgres
+//     does it (no channel binding: SCRAM-SHA-256-PLUS is not offered). The
+//     user name is the ID of an API key and the password is the key itself
+//     (see package auth). Every failure, an unknown, revoked or expired key
+//     included, answers 28P01 "password authentication failed for user ..."
+//     after a full exchange (an unknown key gets a made-up salt), so the
+//     answers do not tell which keys exist; a key with no query scope is
+//     refused with 28000. Every query runs with the key's principal in its
+//     context (auth.FromContext). With Keys nil there is no authentication:
+//     any user name is accepted, AuthenticationOk follows the startup
+//     message, and queries run as auth.Admin.
+//   - TLS, with Server.TLS set: SSLRequest is answered 'S' and the session
+//     runs over TLS; otherwise 'N'. With RequireTLS a startup message on a
+//     connection without TLS is refused (28000). GSSENCRequest is always
+//     answered 'N'. The startup phase (TLS handshake and authentication
+//     included) must end within 10 seconds.
+//   - Any database name is accepted: there is one catalog.
 //   - Simple query protocol: one statement per Query message (the engine
 //     runs one); an empty one answers EmptyQueryResponse. Results are sent
 //     in text format with Postgres's text representations (see textValue);
@@ -28,8 +41,11 @@
 //     psycopg send them; queries are read-only, so they change nothing else.
 //     SET of a few client settings drivers send (extra_float_digits,
 //     application_name, ...) is accepted and ignored.
-//   - CancelRequest interrupts the running query of the backend it names.
-//   - At most MaxConns sessions at once; more are refused with SQLSTATE
+//   - CancelRequest interrupts the running query of the backend it names
+//     (its process ID and secret key are given only to an authenticated
+//     session).
+//   - At most MaxConns sessions at once (authenticated ones: a client is
+//     counted once it has logged in); more are refused with SQLSTATE
 //     53300. Each query runs with the engine's timeout and memory limit.
 package pgwire
 
@@ -37,6 +53,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,6 +65,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/sluice-dev/sluice/auth"
 	"github.com/sluice-dev/sluice/query"
 )
 
@@ -78,8 +96,21 @@ type Server struct {
 	Engine Engine
 	// MaxConns bounds concurrent sessions; 0 means DefaultMaxConns.
 	MaxConns int
-	// Log receives connection problems at debug level; nil: slog.Default().
+	// Keys authenticates sessions: the user name is a key's ID, the
+	// password the key (SCRAM-SHA-256). nil: no authentication, every
+	// session runs as auth.Admin.
+	Keys KeyStore
+	// TLS is the configuration of the TLS sessions clients ask for with
+	// SSLRequest (sslmode=require and up). nil: no TLS.
+	TLS *tls.Config
+	// RequireTLS refuses a session that did not set up TLS. It needs TLS.
+	RequireTLS bool
+	// Log receives connection problems at debug level, and refused
+	// authentications at warning level; nil: slog.Default().
 	Log *slog.Logger
+
+	mockOnce   sync.Once
+	mockSecret []byte // makes the salts of unknown users (mockCredential)
 
 	mu       sync.Mutex
 	closed   bool
@@ -91,8 +122,13 @@ type Server struct {
 }
 
 // Serve accepts connections on ln until Close; it returns ErrServerClosed
-// then, or the error that stopped accepting.
+// then, or the error that stopped accepting. RequireTLS without TLS is an
+// error.
 func (s *Server) Serve(ln net.Listener) error {
+	if s.RequireTLS && s.TLS == nil {
+		ln.Close()
+		return errors.New("pgwire: RequireTLS is set but TLS is not")
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -182,40 +218,107 @@ func (s *Server) log() *slog.Logger {
 	return slog.Default()
 }
 
-// handle runs one connection: the startup phase, then a session.
+// handle runs one connection: the startup phase (TLS, authentication),
+// then a session.
 func (s *Server) handle(c net.Conn) {
-	be := pgproto3.NewBackend(c, c)
-	be.SetMaxBodyLen(maxMessageLen)
-	c.SetDeadline(time.Now().Add(startupTimeout))
-	var startup *pgproto3.StartupMessage
-	for startup == nil {
-		msg, err := be.ReceiveStartupMessage()
-		if err != nil {
-			s.log().Debug("pgwire: bad startup", "remote", c.RemoteAddr().String(), "err", err)
+	deadline := time.Now().Add(startupTimeout)
+	c.SetDeadline(deadline) // covers the TLS handshake and authentication too
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	conn, be, startup := s.startup(c)
+	if startup == nil {
+		return
+	}
+	_, secure := conn.(*tls.Conn)
+	refuse := func(pe *pgError) {
+		be.Send(pe.response())
+		be.Flush()
+	}
+	user := startup.Parameters["user"]
+	if s.RequireTLS && !secure {
+		s.log().Warn("pgwire: refused a connection without TLS", "remote", c.RemoteAddr().String(), "user", logUser(user))
+		refuse(&pgError{severity: "FATAL", code: codeInvalidAuthorization,
+			msg:  "this sluice server accepts only TLS connections: connect with sslmode=require (or verify-ca, verify-full)",
+			hint: "Set sslmode=require in the connection string, or PGSSLMODE=require."})
+		return
+	}
+	principal := auth.Admin
+	if s.Keys != nil {
+		p, fail := s.authenticate(ctx, be, user)
+		if fail != nil {
+			s.log().Warn("pgwire: authentication failed", "remote", c.RemoteAddr().String(), "user", logUser(user), "tls", secure, "err", fail.reason)
+			refuse(fail.resp)
 			return
 		}
-		switch m := msg.(type) {
-		case *pgproto3.SSLRequest, *pgproto3.GSSEncRequest:
-			if _, err := c.Write([]byte{'N'}); err != nil {
-				return
-			}
-		case *pgproto3.CancelRequest:
-			s.cancel(m.ProcessID, m.SecretKey)
-			return // Postgres closes a cancel connection without an answer
-		case *pgproto3.StartupMessage:
-			startup = m
-		}
+		principal = p
 	}
-	sess, ok := s.register(c, be, startup)
+	sess, ok := s.register(conn, be, startup, principal)
 	if !ok {
-		be.Send((&pgError{severity: "FATAL", code: codeTooManyConns,
-			msg: fmt.Sprintf("sorry, too many clients already (sluice accepts %d)", s.maxConns())}).response())
-		be.Flush()
+		refuse(&pgError{severity: "FATAL", code: codeTooManyConns,
+			msg: fmt.Sprintf("sorry, too many clients already (sluice accepts %d)", s.maxConns())})
 		return
 	}
 	defer s.unregister(sess)
 	c.SetDeadline(time.Time{})
 	sess.run()
+}
+
+// startup reads the messages that come before a session's StartupMessage:
+// SSLRequest (answered 'S' and followed by a TLS handshake when TLS is
+// set, 'N' otherwise), GSSENCRequest ('N') and CancelRequest (carried out;
+// the connection ends). It returns the connection to go on with (a
+// *tls.Conn after a handshake), its backend and the startup message, or a
+// nil message when the connection is done.
+func (s *Server) startup(c net.Conn) (net.Conn, *pgproto3.Backend, *pgproto3.StartupMessage) {
+	conn := c
+	newBackend := func(conn net.Conn) *pgproto3.Backend {
+		be := pgproto3.NewBackend(conn, conn)
+		be.SetMaxBodyLen(maxMessageLen)
+		return be
+	}
+	be := newBackend(conn)
+	for {
+		msg, err := be.ReceiveStartupMessage()
+		if err != nil {
+			s.log().Debug("pgwire: bad startup", "remote", c.RemoteAddr().String(), "err", err)
+			return nil, nil, nil
+		}
+		switch m := msg.(type) {
+		case *pgproto3.SSLRequest:
+			if _, secure := conn.(*tls.Conn); secure {
+				s.log().Debug("pgwire: SSLRequest over TLS", "remote", c.RemoteAddr().String())
+				be.Send((&pgError{severity: "FATAL", code: codeProtocol, msg: "SSLRequest on a connection that already uses TLS"}).response())
+				be.Flush()
+				return nil, nil, nil
+			}
+			if s.TLS == nil {
+				if _, err := conn.Write([]byte{'N'}); err != nil {
+					return nil, nil, nil
+				}
+				continue
+			}
+			if _, err := conn.Write([]byte{'S'}); err != nil {
+				return nil, nil, nil
+			}
+			tc := tls.Server(c, s.TLS)
+			if err := tc.Handshake(); err != nil {
+				s.log().Debug("pgwire: TLS handshake failed", "remote", c.RemoteAddr().String(), "err", err)
+				return nil, nil, nil
+			}
+			// A new backend: whatever the old one read past the SSLRequest
+			// was sent in the clear and is not part of the TLS session.
+			conn, be = tc, newBackend(tc)
+		case *pgproto3.GSSEncRequest:
+			if _, err := conn.Write([]byte{'N'}); err != nil {
+				return nil, nil, nil
+			}
+		case *pgproto3.CancelRequest:
+			s.cancel(m.ProcessID, m.SecretKey)
+			return nil, nil, nil // Postgres closes a cancel connection without an answer
+		case *pgproto3.StartupMessage:
+			return conn, be, m
+		}
+	}
 }
 
 func (s *Server) maxConns() int {
@@ -225,9 +328,9 @@ func (s *Server) maxConns() int {
 	return DefaultMaxConns
 }
 
-// register creates a session with a fresh process ID and secret key, or
-// returns false when MaxConns sessions exist.
-func (s *Server) register(c net.Conn, be *pgproto3.Backend, startup *pgproto3.StartupMessage) (*session, bool) {
+// register creates a session of principal with a fresh process ID and
+// secret key, or returns false when MaxConns sessions exist.
+func (s *Server) register(c net.Conn, be *pgproto3.Backend, startup *pgproto3.StartupMessage, principal *auth.Principal) (*session, bool) {
 	var secret [4]byte
 	rand.Read(secret[:])
 	s.mu.Lock()
@@ -252,7 +355,7 @@ func (s *Server) register(c net.Conn, be *pgproto3.Backend, startup *pgproto3.St
 		params[k] = v
 	}
 	sess := &session{
-		srv: s, conn: c, be: be, pid: s.nextPID, secret: secret[:],
+		srv: s, conn: c, be: be, pid: s.nextPID, secret: secret[:], principal: principal,
 		protocol: startup.ProtocolVersion, params: params,
 		types: pgtype.NewMap(), tx: 'I',
 		stmts: map[string]*statement{}, portals: map[string]*portal{},

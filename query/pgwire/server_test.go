@@ -92,7 +92,12 @@ func startServer(t *testing.T, cfg query.Config, srv *Server) string {
 	if srv == nil {
 		srv = &Server{}
 	}
-	srv.Engine = e
+	// A test may give an Engine that wraps the real one.
+	if w, ok := srv.Engine.(engineWrapper); ok {
+		w.wrap(e)
+	} else {
+		srv.Engine = e
+	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	t.Cleanup(func() {

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/sluice-dev/sluice/auth"
 	"github.com/sluice-dev/sluice/query"
 )
 
@@ -30,14 +31,17 @@ const (
 // session is one client connection after startup. Its methods run on the
 // connection's goroutine, except interrupt (CancelRequest, Close).
 type session struct {
-	srv      *Server
-	conn     net.Conn
-	be       *pgproto3.Backend
-	pid      uint32
-	secret   []byte
-	protocol uint32
-	params   map[string]string // startup parameters
-	types    *pgtype.Map       // not safe for concurrent use: one per session
+	srv    *Server
+	conn   net.Conn
+	be     *pgproto3.Backend
+	pid    uint32
+	secret []byte
+	// principal is who logged in (auth.Admin without authentication);
+	// every query runs with it in its context.
+	principal *auth.Principal
+	protocol  uint32
+	params    map[string]string // startup parameters
+	types     *pgtype.Map       // not safe for concurrent use: one per session
 
 	tx         byte // ReadyForQuery status: 'I' idle, 'T' in a block, 'E' failed block
 	stmts      map[string]*statement
@@ -286,13 +290,13 @@ func failedTx() error {
 	return newError(codeInFailedTx, "current transaction is aborted, commands ignored until end of transaction block")
 }
 
-// runQuery runs one statement on the engine, interruptible by a
-// CancelRequest.
+// runQuery runs one statement on the engine as the session's principal,
+// interruptible by a CancelRequest.
 func (s *session) runQuery(sql string) (*query.Result, error) {
 	if s.tx == 'E' {
 		return nil, failedTx()
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(auth.WithPrincipal(context.Background(), s.principal))
 	defer cancel()
 	s.mu.Lock()
 	if s.shutdown {
