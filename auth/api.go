@@ -20,6 +20,7 @@ type KeyInfo struct {
 	Scopes  []string   `json:"scopes"`
 	Expires *time.Time `json:"expires,omitempty"`
 	Created time.Time  `json:"created"`
+	Limits  Limits     `json:"limits,omitzero"`
 }
 
 // CreateRequest is the body of POST /v1/keys.
@@ -27,6 +28,7 @@ type CreateRequest struct {
 	Name    string     `json:"name,omitempty"`
 	Scopes  []string   `json:"scopes"`
 	Expires *time.Time `json:"expires,omitempty"` // RFC 3339; none: never
+	Limits  Limits     `json:"limits,omitzero"`
 }
 
 // Created is the answer of POST /v1/keys: the only time the key is shown.
@@ -36,13 +38,14 @@ type Created struct {
 }
 
 func info(k Key) KeyInfo {
-	return KeyInfo{ID: k.ID, Name: k.Name, Scopes: k.Scopes, Expires: k.Expires, Created: k.Created}
+	return KeyInfo{ID: k.ID, Name: k.Name, Scopes: k.Scopes, Expires: k.Expires, Created: k.Created, Limits: k.Limits}
 }
 
 // Register adds the key endpoints to mux, each behind an admin check:
 //
 //	POST /v1/keys         {"scopes": ["ingest:logs"], "expires": "2027-01-01T00:00:00Z", "name": "..."}
 //	GET  /v1/keys         every key (no secrets)
+//	PUT  /v1/keys/{id}/limits  {"ingest_requests_per_sec": 10, "ingest_bytes_per_sec": 1048576, "queries_per_minute": 60}
 //	DELETE /v1/keys/{id}  revoke
 func (s *Store) Register(mux *http.ServeMux, g *Guard) {
 	admin := func(h http.HandlerFunc) http.Handler { return g.Require("admin", nil, h) }
@@ -65,12 +68,27 @@ func (s *Store) Register(mux *http.ServeMux, g *Guard) {
 			return
 		}
 		secret := NewSecret()
-		k, err := s.Create(r.Context(), secret, req.Name, req.Scopes, req.Expires)
+		k, err := s.Create(r.Context(), secret, req.Name, req.Scopes, req.Expires, req.Limits)
 		if err != nil {
 			WriteError(w, ErrorStatus(err), err.Error())
 			return
 		}
 		writeJSON(w, http.StatusCreated, Created{KeyInfo: info(k), Key: secret})
+	}))
+	mux.Handle("PUT /v1/keys/{id}/limits", admin(func(w http.ResponseWriter, r *http.Request) {
+		var l Limits
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&l); err != nil {
+			WriteError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error())
+			return
+		}
+		k, err := s.SetLimits(r.Context(), r.PathValue("id"), l)
+		if err != nil {
+			WriteError(w, ErrorStatus(err), err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, info(k))
 	}))
 	mux.Handle("DELETE /v1/keys/{id}", admin(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")

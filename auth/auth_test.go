@@ -212,3 +212,47 @@ func must(b []byte, err error) []byte {
 	}
 	return b
 }
+
+// TestUsagePlan: a request within the plan goes (one larger than a
+// second's worth too, once), the next waits until the debt is paid, and a
+// refusal says how long.
+func TestUsagePlan(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	secret := NewSecret()
+	k, err := s.Create(ctx, secret, "", []string{"ingest:*", "query:*"}, nil, Limits{IngestBytesPerSec: 1000, QueriesPerMinute: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := s.Authenticate(ctx, secret)
+	if err := p.AllowIngest(5000); err != nil {
+		t.Fatalf("the first request, over a second's worth: %v", err)
+	}
+	err = p.AllowIngest(10)
+	var rl *RateLimited
+	if !errors.As(err, &rl) || rl.RetryAfter < 3*time.Second || rl.RetryAfter > 5*time.Second {
+		t.Fatalf("the next request: %v, want a wait of about 4 s", err)
+	}
+	if err := p.AllowQuery(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AllowQuery(); !errors.As(err, &rl) {
+		t.Fatalf("a second query within the second: %v", err)
+	}
+	// The plan is per key: another principal of the same key shares it;
+	// new limits start a new plan.
+	p2, _ := s.Authenticate(ctx, secret)
+	if err := p2.AllowIngest(1); err == nil {
+		t.Fatal("a second principal of the key has its own plan")
+	}
+	if _, err := s.SetLimits(ctx, k.ID, Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	p3, _ := s.Authenticate(ctx, secret)
+	if err := p3.AllowIngest(1 << 30); err != nil {
+		t.Fatalf("without limits: %v", err)
+	}
+	if _, err := s.SetLimits(ctx, k.ID, Limits{QueriesPerMinute: -1}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("negative limits: %v", err)
+	}
+}

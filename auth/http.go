@@ -1,14 +1,18 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -56,11 +60,49 @@ func (g *Guard) Require(kind string, name func(*http.Request) string, h http.Han
 			g.refuse(w, r, p.KeyID, http.StatusForbidden, fmt.Sprintf("%s: key %s has scopes %v, this needs %s", ErrForbidden, p.KeyID, p.Scopes(), what))
 			return
 		}
+		if kind == "ingest" {
+			if err := g.chargeIngest(w, r, p); err != nil {
+				WriteRateLimited(w, err)
+				return
+			}
+		}
 		if kind == "admin" && r.Method != http.MethodGet && r.Method != http.MethodHead && g.Audit != nil {
 			g.Audit.Info("audit", "key", p.KeyID, "action", r.Method, "object", r.URL.Path, "allowed", true)
 		}
 		h.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
 	})
+}
+
+// chargeIngest charges the request to p's plan: by its Content-Length, or,
+// for a body of unknown length under a byte limit, by the body itself,
+// read here (up to MaxIngestBody) so that nothing is written before the
+// charge.
+func (g *Guard) chargeIngest(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	n := r.ContentLength
+	if n < 0 && p.plan != nil && p.plan.limits.IngestBytesPerSec > 0 {
+		body, err := io.ReadAll(io.LimitReader(r.Body, MaxIngestBody+1))
+		if err != nil {
+			return err
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		n = int64(len(body))
+	}
+	return p.AllowIngest(max(n, 0))
+}
+
+// MaxIngestBody is the largest ingest body (ingest.MaxBodyBytes).
+const MaxIngestBody = 32 << 20
+
+// WriteRateLimited answers 429 with Retry-After for a RateLimited error
+// (other errors: 400).
+func WriteRateLimited(w http.ResponseWriter, err error) {
+	var rl *RateLimited
+	if !errors.As(err, &rl) {
+		WriteError(w, http.StatusBadRequest, "cannot read the request body: "+err.Error())
+		return
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(rl.RetryAfter.Seconds()))))
+	WriteError(w, http.StatusTooManyRequests, rl.Error())
 }
 
 func (g *Guard) principal(r *http.Request) (*Principal, error) {
@@ -191,6 +233,8 @@ func ErrorStatus(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, ErrInvalid):
 		return http.StatusBadRequest
+	case errors.As(err, new(*RateLimited)):
+		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
 }

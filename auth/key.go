@@ -34,6 +34,7 @@ type Key struct {
 	Scopes  []string   `json:"scopes"`
 	Expires *time.Time `json:"expires,omitempty"`
 	Created time.Time  `json:"created"`
+	Limits  Limits     `json:"limits,omitzero"`
 	Hash    string     `json:"hash"` // hex SHA-256 of the secret
 	SCRAM   SCRAM      `json:"scram"`
 }
@@ -146,6 +147,7 @@ func (k Key) Expired(now time.Time) bool { return k.Expires != nil && !now.Befor
 type Principal struct {
 	KeyID  string
 	scopes []Scope
+	plan   *plan // the key's usage plan on this process (nil: none)
 }
 
 // Admin is the principal of a server running with authentication off.
@@ -232,6 +234,13 @@ var (
 	ErrBadKey    = errors.New("unknown, revoked or expired API key")
 	ErrForbidden = errors.New("the API key does not allow this")
 )
+
+// principalWith returns k's principal charging pl.
+func (k Key) principalWith(pl *plan) *Principal {
+	p := k.principal()
+	p.plan = pl
+	return p
+}
 
 // NewPrincipal returns the principal of a key with scopes (invalid scopes
 // grant nothing).

@@ -40,7 +40,8 @@ type Store struct {
 	now    func() time.Time
 
 	mu       sync.RWMutex
-	keys     map[string]Key // by ID
+	keys     map[string]Key   // by ID
+	plans    map[string]*plan // by key ID, for keys with limits; replaced when they change
 	lastMiss time.Time
 	changed  []func([]Key) // called after each change seen, with every key
 }
@@ -89,6 +90,17 @@ func (s *Store) load(ctx context.Context) (keysFile, string, error) {
 	s.mu.Lock()
 	same := sameKeys(s.keys, keys)
 	s.keys = keys
+	plans := map[string]*plan{}
+	for id, k := range keys {
+		if k.Limits != (Limits{}) {
+			if old := s.plans[id]; old != nil && old.limits == k.Limits {
+				plans[id] = old
+			} else {
+				plans[id] = newPlan(k.Limits, s.now())
+			}
+		}
+	}
+	s.plans = plans
 	var notify []func([]Key)
 	if !same {
 		notify = slices.Clone(s.changed)
@@ -107,7 +119,7 @@ func sameKeys(a, b map[string]Key) bool {
 	}
 	for id, k := range a {
 		o, ok := b[id]
-		if !ok || o.Hash != k.Hash || !slices.Equal(o.Scopes, k.Scopes) || !timeOr(o.Expires).Equal(timeOr(k.Expires)) {
+		if !ok || o.Hash != k.Hash || !slices.Equal(o.Scopes, k.Scopes) || !timeOr(o.Expires).Equal(timeOr(k.Expires)) || o.Limits != k.Limits {
 			return false
 		}
 	}
@@ -165,10 +177,16 @@ func (s *Store) update(ctx context.Context, change func(*keysFile) error) error 
 // Create stores a key for secret (NewSecret's, or an operator's own of at
 // least MinSecretLen characters) and returns its record. A secret that is
 // already a key is an error.
-func (s *Store) Create(ctx context.Context, secret, name string, scopes []string, expires *time.Time) (Key, error) {
+func (s *Store) Create(ctx context.Context, secret, name string, scopes []string, expires *time.Time, limits ...Limits) (Key, error) {
 	k, err := newKey(secret, name, scopes, expires, s.now())
 	if err != nil {
 		return Key{}, err
+	}
+	for _, l := range limits {
+		if err := l.validate(); err != nil {
+			return Key{}, err
+		}
+		k.Limits = l
 	}
 	err = s.update(ctx, func(f *keysFile) error {
 		if slices.ContainsFunc(f.Keys, func(o Key) bool { return o.ID == k.ID }) {
@@ -237,7 +255,32 @@ func (s *Store) ByID(ctx context.Context, id string) (Key, *Principal, error) {
 	if !ok || k.Expired(s.now()) {
 		return Key{}, nil, ErrBadKey
 	}
-	return k, k.principal(), nil
+	return k, k.principalWith(s.plan(id)), nil
+}
+
+func (s *Store) plan(id string) *plan {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.plans[id]
+}
+
+// SetLimits replaces key id's usage plan.
+func (s *Store) SetLimits(ctx context.Context, id string, l Limits) (Key, error) {
+	if err := l.validate(); err != nil {
+		return Key{}, err
+	}
+	var out Key
+	err := s.update(ctx, func(f *keysFile) error {
+		for i := range f.Keys {
+			if f.Keys[i].ID == id {
+				f.Keys[i].Limits = l
+				out = f.Keys[i]
+				return nil
+			}
+		}
+		return fmt.Errorf("cannot change the limits of key %q: %w", id, ErrNotFound)
+	})
+	return out, err
 }
 
 // Authenticate returns the principal of secret.
@@ -249,7 +292,7 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (*Principal, er
 	if !ok || !k.matches(secret) || k.Expired(s.now()) {
 		return nil, ErrBadKey
 	}
-	return k.principal(), nil
+	return k.principalWith(s.plan(k.ID)), nil
 }
 
 // get finds key id, reading the store again on a miss (at most once per

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/sluice-dev/sluice/auth"
 )
 
 // userErrorTypes are the DuckDB error types caused by the SQL text or by
@@ -143,6 +145,8 @@ func statusFor(err error) int {
 		return http.StatusRequestTimeout
 	case IsForbidden(err):
 		return http.StatusForbidden
+	case errors.As(err, new(*auth.RateLimited)):
+		return http.StatusTooManyRequests
 	case IsUserError(err):
 		return http.StatusBadRequest
 	default:

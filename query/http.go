@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/sluice-dev/sluice/auth"
 )
 
 // maxBodyBytes bounds a query request body.
@@ -53,6 +55,10 @@ func (e *Engine) serveQuery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := e.Query(r.Context(), sqlText)
+	if rl := (*auth.RateLimited)(nil); errors.As(err, &rl) {
+		auth.WriteRateLimited(w, rl)
+		return
+	}
 	if err != nil {
 		writeError(w, statusFor(err), publicMessage(err))
 		return

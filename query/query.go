@@ -48,6 +48,8 @@ import (
 	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/sluice-dev/sluice/auth"
 )
 
 // Column is a table column as the catalog declares it, with its DuckDB SQL
@@ -221,6 +223,9 @@ func (e *Engine) Close() error {
 // before anything runs. Views are refreshed from the catalog first.
 func (e *Engine) Query(ctx context.Context, sqlText string) (*Result, error) {
 	start := time.Now()
+	if err := auth.FromContext(ctx).AllowQuery(); err != nil {
+		return nil, err // the key's usage plan: HTTP 429, SQLSTATE 53400
+	}
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
 	defer cancel()
 

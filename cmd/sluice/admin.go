@@ -404,11 +404,16 @@ func keyCommands() func([]string) error {
 				return nil
 			})
 			name := c.fs.String("name", "", "a note saying whose key it is")
+			limits := limitFlags(c)
 			expires := c.fs.String("expires", "", "when the key stops working: a duration from now (720h) or an RFC 3339 time (default: never)")
-			if _, err := c.parse(args, 0, "key create --scope SCOPE [--scope SCOPE ...] [--name NAME] [--expires DUR|TIME]"); err != nil {
+			if _, err := c.parse(args, 0, "key create --scope SCOPE [--scope SCOPE ...] [--name NAME] [--expires DUR|TIME] [limits]"); err != nil {
 				return err
 			}
-			req := auth.CreateRequest{Name: *name, Scopes: scopes}
+			l, err := limits()
+			if err != nil {
+				return err
+			}
+			req := auth.CreateRequest{Name: *name, Scopes: scopes, Limits: l}
 			if *expires != "" {
 				t, err := parseExpiry(*expires, time.Now())
 				if err != nil {
@@ -424,6 +429,19 @@ func keyCommands() func([]string) error {
 				return err
 			}
 			return c.admin().call("GET", "/v1/keys", nil)
+		},
+		"limits": func(args []string) error {
+			c := newCommand("key limits")
+			limits := limitFlags(c)
+			pos, err := c.parse(args, 1, "key limits ID [--ingest-rps N] [--ingest-bytes-per-sec SIZE] [--queries-per-minute N] (all unset: no limits)")
+			if err != nil {
+				return err
+			}
+			l, err := limits()
+			if err != nil {
+				return err
+			}
+			return c.admin().call("PUT", "/v1/keys/"+url.PathEscape(pos[0])+"/limits", l)
 		},
 		"revoke": func(args []string) error {
 			c := newCommand("key revoke")
@@ -446,4 +464,19 @@ func parseExpiry(v string, now time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("--expires %q: want a duration (720h) or an RFC 3339 time (2027-01-01T00:00:00Z)", v)
 	}
 	return t, nil
+}
+
+// limitFlags adds a key's usage plan flags to c; the function it returns
+// reads them once parsed.
+func limitFlags(c command) func() (auth.Limits, error) {
+	rps := c.fs.Float64("ingest-rps", 0, "ingest requests per second the key may send, on each process (0: no limit)")
+	bps := c.fs.String("ingest-bytes-per-sec", "0", "ingest body bytes per second, like 1MiB (0: no limit)")
+	qpm := c.fs.Float64("queries-per-minute", 0, "queries per minute, over HTTP and Postgres (0: no limit)")
+	return func() (auth.Limits, error) {
+		n, err := parseSize(*bps)
+		if err != nil {
+			return auth.Limits{}, fmt.Errorf("--ingest-bytes-per-sec %q: %w", *bps, err)
+		}
+		return auth.Limits{IngestRequestsPerSec: *rps, IngestBytesPerSec: n, QueriesPerMinute: *qpm}, nil
+	}
 }

@@ -233,3 +233,42 @@ func withoutEnv(env []string, names ...string) []string {
 	}
 	return out
 }
+
+// TestUsagePlans: past its plan a key gets 429 with Retry-After, and
+// nothing of the refused requests is written; an admin lifts the limits.
+func TestUsagePlans(t *testing.T) {
+	s := e2e.Up(t, t.TempDir())
+	// One request per 100 s, one query per 2 min: the second of each is
+	// refused however slow the machine.
+	k := createKey(t, s, "--scope", "ingest:logs", "--scope", "query:logs", "--ingest-rps", "0.01", "--queries-per-minute", "0.5")
+	send := func(msg string) (int, http.Header) {
+		resp, err := s.Do("POST", "/v1/streams/logs/records", "application/x-ndjson", []byte(`{"message":"`+msg+`"}`+"\n"), k.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header
+	}
+	if code, _ := send("plan-1"); code != 200 {
+		t.Fatalf("first ingest: %d", code)
+	}
+	code, h := send("plan-refused")
+	if code != 429 || h.Get("Retry-After") == "" {
+		t.Fatalf("second ingest: %d, Retry-After %q", code, h.Get("Retry-After"))
+	}
+	q := `{"sql":"select count(*) from logs where message like 'plan-%'"}`
+	if code := status(t, s, "POST", "/v1/query", "application/json", q, k.Key); code != 200 {
+		t.Fatalf("first query: %d", code)
+	}
+	if code, body := statusBody(t, s, "POST", "/v1/query", "application/json", q, k.Key); code != 429 || !strings.Contains(body, "usage plan") {
+		t.Fatalf("second query: %d %s", code, body)
+	}
+	cli(t, s, "key", "limits", k.ID) // no flags: no limits
+	if code, _ := send("plan-2"); code != 200 {
+		t.Fatalf("ingest after the limits were lifted: %d", code)
+	}
+	s.WaitCount("select count(*) from logs where message in ('plan-1', 'plan-2')", 2, time.Minute)
+	if n, err := s.Count("select count(*) from logs where message = 'plan-refused'"); err != nil || n != 0 {
+		t.Fatalf("the refused request wrote %d records (%v)", n, err)
+	}
+}

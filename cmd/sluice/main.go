@@ -30,6 +30,7 @@ Usage:
   sluice fn logs NAME [--limit N] [--follow]
   sluice stream|table|pipeline|fn list | show NAME
   sluice key create --scope admin|ingest:STREAM|query:TABLE [--scope ...] [--name N] [--expires DUR|TIME]
+  sluice key limits ID [--ingest-rps N] [--ingest-bytes-per-sec SIZE] [--queries-per-minute N]
   sluice key list | revoke ID
 
 Client commands talk to --server (default $SLUICE_SERVER, else http://127.0.0.1:8080)

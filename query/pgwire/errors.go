@@ -8,37 +8,40 @@ import (
 	duckdb "github.com/duckdb/duckdb-go/v2"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/sluice-dev/sluice/auth"
 	"github.com/sluice-dev/sluice/query"
 )
 
 // SQLSTATE codes this server sends.
 const (
-	codeSyntax         = "42601"
-	codeUndefinedTable = "42P01"
-	codeSyntaxOrAccess = "42000"
-	codeDatatype       = "42804"
-	codeUndefinedParam = "42P02"
-	codeInsufficient   = "42501"
-	codeDataException  = "22000"
-	codeInvalidText    = "22P02"
-	codeOutOfRange     = "22003"
-	codeDivisionByZero = "22012"
-	codeInvalidParam   = "22023"
-	codeCanceled       = "57014"
-	codeAdminShutdown  = "57P01"
-	codeOutOfMemory    = "53200"
-	codeTooManyConns   = "53300"
-	codeNotSupported   = "0A000"
-	codeProtocol       = "08P01"
-	codeIOError        = "58030"
-	codeInternal       = "XX000"
-	codeDupStatement   = "42P05"
-	codeDupPortal      = "42P03"
-	codeNoStatement    = "26000"
-	codeNoPortal       = "34000"
-	codeInFailedTx     = "25P02"
-	codeWarning        = "01000"
-	codeLimit          = "54000"
+	codeSyntax                = "42601"
+	codeUndefinedTable        = "42P01"
+	codeSyntaxOrAccess        = "42000"
+	codeDatatype              = "42804"
+	codeUndefinedParam        = "42P02"
+	codeInsufficient          = "42501"
+	codeDataException         = "22000"
+	codeInvalidText           = "22P02"
+	codeOutOfRange            = "22003"
+	codeDivisionByZero        = "22012"
+	codeInvalidParam          = "22023"
+	codeCanceled              = "57014"
+	codeAdminShutdown         = "57P01"
+	codeOutOfMemory           = "53200"
+	codeTooManyConns          = "53300"
+	codeNotSupported          = "0A000"
+	codeInsufficientPrivilege = "42501"
+	codeTooManyQueries        = "53400" // configuration_limit_exceeded: the key's usage plan
+	codeProtocol              = "08P01"
+	codeIOError               = "58030"
+	codeInternal              = "XX000"
+	codeDupStatement          = "42P05"
+	codeDupPortal             = "42P03"
+	codeNoStatement           = "26000"
+	codeNoPortal              = "34000"
+	codeInFailedTx            = "25P02"
+	codeWarning               = "01000"
+	codeLimit                 = "54000"
 
 	codeInvalidPassword      = "28P01"
 	codeInvalidAuthorization = "28000"
@@ -117,6 +120,10 @@ func queryError(err error, canceled, shutdown bool) *pgError {
 	case errors.Is(err, context.DeadlineExceeded):
 		e = newError(codeCanceled, oneLine(strings.TrimPrefix(err.Error(), "cannot run query: ")))
 		setup = nil // already in the message
+	case query.IsForbidden(main):
+		e = newError(codeInsufficientPrivilege, main.Error())
+	case errors.As(main, new(*auth.RateLimited)):
+		e = newError(codeTooManyQueries, main.Error())
 	case errors.As(main, &de):
 		code, ok := duckCodes[de.Type]
 		if !ok {
