@@ -443,6 +443,21 @@ func keyCommands() func([]string) error {
 			}
 			return c.admin().call("PUT", "/v1/keys/"+url.PathEscape(pos[0])+"/limits", l)
 		},
+		"id": func(args []string) error {
+			c := newCommand("key id")
+			if _, err := c.parse(args, 0, "key id"); err != nil {
+				return err
+			}
+			key, err := c.key()
+			if err != nil {
+				return err
+			}
+			if key == "" {
+				return fmt.Errorf("no key: set --key or SLUICE_KEY, or run where %s is", *c.keyFile)
+			}
+			fmt.Println(auth.IDOf(key)) // the Postgres and Kafka user name of the key
+			return nil
+		},
 		"revoke": func(args []string) error {
 			c := newCommand("key revoke")
 			pos, err := c.parse(args, 1, "key revoke ID")

@@ -31,7 +31,7 @@ Usage:
   sluice stream|table|pipeline|fn list | show NAME
   sluice key create --scope admin|ingest:STREAM|query:TABLE [--scope ...] [--name N] [--expires DUR|TIME]
   sluice key limits ID [--ingest-rps N] [--ingest-bytes-per-sec SIZE] [--queries-per-minute N]
-  sluice key list | revoke ID
+  sluice key list | revoke ID | id    (id: the ID of the CLI's key, its Postgres/Kafka user name)
 
 Client commands talk to --server (default $SLUICE_SERVER, else http://127.0.0.1:8080)
 with the API key --key (default $SLUICE_KEY, else the file ./sluice-data/admin.key that
