@@ -5,6 +5,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -72,6 +74,8 @@ type Server struct {
 	PGAddr    string // Postgres wire protocol (--pg-listen)
 	cmd       *exec.Cmd
 	log       *syncWriter
+	scheme    string       // http, or https with --tls-cert
+	client    *http.Client // trusts --tls-cert's certificate
 	exited    chan struct{}
 }
 
@@ -122,6 +126,19 @@ func start(t testing.TB, cmd, data string, env, extra []string) (*Server, error)
 		args = append(args, "--kafka-listen", s.KafkaAddr)
 	}
 	args = append(args, extra...)
+	s.scheme, s.client = "http", http.DefaultClient
+	for i, a := range extra {
+		if a == "--tls-cert" && i+1 < len(extra) {
+			pem, err := os.ReadFile(extra[i+1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(pem)
+			s.scheme = "https"
+			s.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		}
+	}
 	s.cmd = exec.Command(Binary(t), args...)
 	s.cmd.Env = append(append(os.Environ(), "SLUICE_ADMIN_KEY="+AdminKey), env...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
@@ -143,7 +160,7 @@ func start(t testing.TB, cmd, data string, env, extra []string) (*Server, error)
 			return s, fmt.Errorf("exited with %v", s.cmd.ProcessState)
 		default:
 		}
-		resp, err := http.Get(s.URL() + "/healthz")
+		resp, err := s.client.Get(s.URL() + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			return s, nil
@@ -174,7 +191,10 @@ func (s *Server) Log() string {
 }
 
 // URL is the server's HTTP base URL.
-func (s *Server) URL() string { return "http://" + s.HTTPAddr }
+func (s *Server) URL() string { return s.scheme + "://" + s.HTTPAddr }
+
+// Client is the HTTP client that trusts the server's certificate.
+func (s *Server) Client() *http.Client { return s.client }
 
 // Stop sends SIGTERM and waits for a clean exit.
 func (s *Server) Stop() {
@@ -283,7 +303,7 @@ func (s *Server) Do(method, path, contentType string, body []byte, key string) (
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
-	return http.DefaultClient.Do(req)
+	return s.client.Do(req)
 }
 
 // Get fetches path and decodes the JSON answer into out (if not nil).
