@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -136,6 +137,9 @@ func (r *Registry) DeployFunction(ctx context.Context, name string, cfg Function
 	}
 	if cfg.Runtime == "exec" && !r.AllowExec {
 		errs = append(errs, errors.New("the exec runtime runs any program on the server's machine and is off: start the server with --allow-exec to deploy exec functions (wasm functions are sandboxed and always allowed)"))
+	}
+	if cfg.Runtime == "exec" && len(code) > 0 && !bytes.HasPrefix(code, []byte("#!")) && !bytes.HasPrefix(code, []byte("\x7fELF")) {
+		errs = append(errs, errors.New("exec code must be a script starting with a #! line (like #!/usr/bin/env python3) or an ELF executable"))
 	}
 	if cfg.Runtime == "wasm" && len(code) > 0 && r.CheckWasm != nil {
 		if err := r.CheckWasm(code); err != nil {

@@ -98,6 +98,8 @@ func TestCreateValidation(t *testing.T) {
 	_, err = r.DeployFunction(ctx, "fn", FunctionConfig{Runtime: "exec"}, []byte("#!/bin/sh\ncat\n"))
 	f(err, ErrInvalid, "--allow-exec")
 	r.AllowExec = true
+	_, err = r.DeployFunction(ctx, "fn", FunctionConfig{Runtime: "exec"}, []byte("import sys\n"))
+	f(err, ErrInvalid, "#! line")
 	_, err = r.DeployFunction(ctx, "fn", FunctionConfig{Runtime: "exec"}, []byte("#!/bin/sh\ncat\n"))
 	f(err, nil)
 	if len(topics) != 1 {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"syscall"
@@ -348,4 +349,22 @@ func tailOf(b []byte) []byte {
 		return b[len(b)-400:]
 	}
 	return b
+}
+
+// TestExecRelativeCacheDir: a host whose cache directory is relative (the
+// default ./sluice-data/cache/functions) runs exec code all the same,
+// though the process's working directory is elsewhere.
+func TestExecRelativeCacheDir(t *testing.T) {
+	t.Chdir(t.TempDir())
+	h, err := NewHost(context.Background(), filepath.Join("sluice-data", "cache", "functions"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.AllowExec = true
+	t.Cleanup(func() { h.Close(context.Background()) })
+	script := "#!/bin/sh\nwhile read -r line; do\n  echo '{\"ok\":true}'\n  read -r env\n  echo '{\"__sluice\":\"ok\"}'\ndone\n"
+	inst := newInstance(t, load(t, h, Config{Runtime: RuntimeExec, Code: []byte(script), Timeout: 10 * time.Second}))
+	if res := invokeOK(t, inst, batch(0, `{}`)); len(res.Rows) != 1 {
+		t.Fatalf("rows %s", res.Rows)
+	}
 }

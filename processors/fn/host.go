@@ -58,6 +58,13 @@ var ErrExecDisabled = errors.New("cannot load exec function: the exec runtime is
 // compilation cache (so a restart does not compile again) in cacheDir/wazero
 // and exec code files in cacheDir/exec.
 func NewHost(ctx context.Context, cacheDir string) (*Host, error) {
+	// Absolute: exec processes run in a working directory of their own, where
+	// a relative path (the default ./sluice-data) would name nothing.
+	abs, err := filepath.Abs(cacheDir)
+	if err != nil {
+		return nil, fmt.Errorf("cannot create function cache: %w", err)
+	}
+	cacheDir = abs
 	if err := os.MkdirAll(filepath.Join(cacheDir, "exec"), 0o755); err != nil {
 		return nil, fmt.Errorf("cannot create function cache: %w", err)
 	}
