@@ -186,13 +186,17 @@ func TestProtect(t *testing.T) {
 		{"localhost NDJSON", "POST", "localhost:8080", "application/x-ndjson", "", 204},
 		{"DNS rebinding", "GET", "evil.example", "", "", 421},
 		{"text/plain post", "POST", "127.0.0.1:8080", "text/plain", "", 415},
+		{"text/plain post with a key", "POST", "127.0.0.1:8080", "text/plain;authorized", "", 204},
 		{"form post", "POST", "127.0.0.1:8080", "application/x-www-form-urlencoded", "", 415},
 		{"cross-site JSON", "POST", "127.0.0.1:8080", "application/json", "cross-site", 403},
 		{"cross-site GET", "GET", "127.0.0.1:8080", "", "cross-site", 204},
 	} {
 		r := httptest.NewRequest(c.method, "/v1/x", strings.NewReader("{}"))
 		r.Host = c.host
-		if c.ctype != "" {
+		if ct, authorized := strings.CutSuffix(c.ctype, ";authorized"); authorized {
+			r.Header.Set("Content-Type", ct)
+			r.Header.Set("Authorization", "Bearer x")
+		} else if c.ctype != "" {
 			r.Header.Set("Content-Type", c.ctype)
 		}
 		if c.site != "" {

@@ -139,7 +139,10 @@ func WriteError(w http.ResponseWriter, status int, msg string) {
 // rebinding: an attacker's name resolving to 127.0.0.1), a cross-origin
 // state change (net/http's CrossOriginProtection, from Sec-Fetch-Site and
 // Origin), and a state change whose Content-Type a form or a "simple"
-// fetch could send (text/plain, form encodings), which has no preflight.
+// fetch could send (text/plain, form encodings), which has no preflight,
+// unless it carries an Authorization header (which no page can add without
+// a preflight, so such a request is a program's: text/plain ingest of raw
+// lines stays possible).
 // hosts holds host names and IPs without ports; "*" allows any Host.
 func Protect(hosts []string, h http.Handler) http.Handler {
 	allowed := map[string]bool{}
@@ -155,7 +158,9 @@ func Protect(hosts []string, h http.Handler) http.Handler {
 			WriteError(w, http.StatusMisdirectedRequest, fmt.Sprintf("Host %q is not an address of this server (add its name to --allowed-hosts)", r.Host))
 			return
 		}
-		if changesState(r.Method) && r.ContentLength != 0 {
+		// A page cannot add an Authorization header to a request without a
+		// preflight, so a request that carries one is not a form's.
+		if changesState(r.Method) && r.ContentLength != 0 && r.Header.Get("Authorization") == "" {
 			ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 			if ct == "" || ct == "text/plain" || ct == "application/x-www-form-urlencoded" || ct == "multipart/form-data" {
 				WriteError(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q is refused for %s (a web form could send it): use application/json or application/x-ndjson", r.Header.Get("Content-Type"), r.Method))
