@@ -45,6 +45,9 @@ type Engine struct {
 	// FunctionCache is where compiled functions are cached (survives
 	// restarts). Set it before Run.
 	FunctionCache string
+	// KafkaOpts are added to every Kafka client the engine makes (the
+	// embedded broker's credentials and TLS).
+	KafkaOpts []kgo.Opt
 	// AllowExec enables exec functions (--allow-exec); without it their
 	// partitions retry with fn.ErrExecDisabled.
 	AllowExec bool
@@ -172,7 +175,7 @@ func (e *Engine) sync() {
 			e.log.Error("cannot start pipeline", "pipeline", name, "err", err)
 			continue
 		}
-		r, err := newRunner(spec, e.bucket, e.brokers, e.InstanceID, e.SessionTimeout, newProc, e.log)
+		r, err := newRunner(spec, e.bucket, e.brokers, e.KafkaOpts, e.InstanceID, e.SessionTimeout, newProc, e.log)
 		if err != nil {
 			e.log.Error("cannot start pipeline", "pipeline", name, "err", err)
 			continue
@@ -366,7 +369,7 @@ func (e *Engine) adminClient() (*kgo.Client, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.admin == nil {
-		cl, err := kafkax.NewClient(e.brokers)
+		cl, err := kafkax.NewClient(e.brokers, e.KafkaOpts...)
 		if err != nil {
 			return nil, err
 		}

@@ -51,10 +51,10 @@ type running struct {
 	stopOnce sync.Once
 }
 
-func newRunner(p Pipeline, bucket objstore.Bucket, brokers []string, instanceID string, session time.Duration, newProc func() Processor, log *slog.Logger) (*runner, error) {
+func newRunner(p Pipeline, bucket objstore.Bucket, brokers []string, kafkaOpts []kgo.Opt, instanceID string, session time.Duration, newProc func() Processor, log *slog.Logger) (*runner, error) {
 	r := &runner{p: p, bucket: bucket, brokers: brokers, newProc: newProc, log: log.With("pipeline", p.Name),
 		parts: map[int32]*running{}, ready: make(chan struct{}), instanceID: instanceID}
-	var opts []kgo.Opt
+	opts := slices.Clone(kafkaOpts)
 	if instanceID != "" {
 		opts = append(opts, kgo.InstanceID(instanceID))
 	}

@@ -23,8 +23,8 @@ func TestStalledWorkerWakesAsZombie(t *testing.T) {
 	s := e2e.Up(t, data, "--compact-interval", "3s", "--query-timeout", "20s", "--retire-grace", "25s")
 	createCrashPipeline(t, s)
 	z := e2e.Serve(t, t.TempDir(), []string{"SLUICE_FAILPOINT=sink.after-pending:1:stop"},
-		"--brokers", s.KafkaAddr, "--roles", "worker", "--storage", filepath.Join(data, "objects"),
-		"--worker-id", "zombie", "--session-timeout", "6s")
+		append(s.KafkaFlags(), "--roles", "worker", "--storage", filepath.Join(data, "objects"),
+			"--worker-id", "zombie", "--session-timeout", "6s")...)
 	waitSplit(t, s, "crash")
 
 	sendCrashRecords(t, s, 0, 10_000)

@@ -20,7 +20,7 @@ import (
 // cli runs the sluice CLI against s and fails the test on error.
 func cli(t *testing.T, s *e2e.Server, args ...string) string {
 	t.Helper()
-	out, stderr, err := e2e.Run(t, t.Context(), nil, append(args, "--server", s.URL())...)
+	out, stderr, err := e2e.RunEnv(t, t.Context(), s.CLIEnv(), nil, append(args, "--server", s.URL())...)
 	if err != nil {
 		t.Fatalf("sluice %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr)
 	}
@@ -174,8 +174,8 @@ func TestFunctionLogsAcrossWorkersAndRestarts(t *testing.T) {
 	os.WriteFile(schema, []byte(`{"columns":[{"name":"offset","type":"int64"}]}`), 0o644)
 	cli(t, s, "table", "create", "chat", "--schema", schema, "--file-age", "500ms")
 	cli(t, s, "pipeline", "create", "chat", "--stream", "chat", "--function", "chatty", "--table", "chat")
-	w := e2e.Serve(t, t.TempDir(), nil, "--brokers", s.KafkaAddr, "--roles", "worker",
-		"--storage", filepath.Join(data, "objects"), "--worker-id", "w2", "--allow-exec")
+	w := e2e.Serve(t, t.TempDir(), nil, append(s.KafkaFlags(), "--roles", "worker",
+		"--storage", filepath.Join(data, "objects"), "--worker-id", "w2", "--allow-exec")...)
 	waitSplit(t, s, "chat")
 	const n = 20 // one record per key: both partitions get some
 	for i := range n {

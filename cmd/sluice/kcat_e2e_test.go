@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/auth"
 	"github.com/sluice-dev/sluice/ingest"
 	"github.com/sluice-dev/sluice/internal/e2e"
 )
@@ -34,7 +35,8 @@ func TestUpKcat(t *testing.T) {
 		fmt.Fprintf(&lines, "%s\t{\"service\":\"kcat\",\"user\":%q,\"message\":\"m%d\"}\n", k, k, i)
 	}
 	cmd := exec.CommandContext(t.Context(), kcat, "-b", s.KafkaAddr, "-t", "logs", "-P", "-K", "\t",
-		"-X", "partitioner=murmur2_random")
+		"-X", "partitioner=murmur2_random", "-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanisms=SCRAM-SHA-256",
+		"-X", "sasl.username="+auth.IDOf(e2e.AdminKey), "-X", "sasl.password="+e2e.AdminKey)
 	cmd.Stdin = &lines
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("kcat: %v\n%s", err, out)

@@ -18,8 +18,8 @@ func TestServeWorkersScaleOut(t *testing.T) {
 	data := t.TempDir()
 	s := e2e.Up(t, data)
 	createCrashPipeline(t, s)
-	w := e2e.Serve(t, t.TempDir(), nil, "--brokers", s.KafkaAddr, "--roles", "worker",
-		"--storage", filepath.Join(data, "objects"), "--worker-id", "w2", "--session-timeout", "8s")
+	w := e2e.Serve(t, t.TempDir(), nil, append(s.KafkaFlags(), "--roles", "worker",
+		"--storage", filepath.Join(data, "objects"), "--worker-id", "w2", "--session-timeout", "8s")...)
 	waitSplit(t, s, "crash")
 	sendCrashRecords(t, s, 0, 10_000)
 	s.WaitCount("select count(*) from crash", 10_000, 60*time.Second)

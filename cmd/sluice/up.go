@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -34,16 +36,20 @@ import (
 )
 
 type upConfig struct {
-	data        string
-	storage     string
-	listen      string
-	pgListen    string   // Postgres wire protocol (query role); "" or "off": none
-	kafkaListen string   // embedded broker (up)
-	brokers     []string // an external Kafka cluster (serve); none: embedded
-	roles       map[string]bool
-	workerID    string // static group member ID of this worker
-	session     time.Duration
-	provision   bool // create the default stream, table and pipeline
+	data           string
+	storage        string
+	listen         string
+	pgListen       string   // Postgres wire protocol (query role); "" or "off": none
+	kafkaListen    string   // embedded broker (up)
+	kafkaAdvertise string   // the address the embedded broker gives clients ("": kafkaListen's)
+	brokers        []string // an external Kafka cluster (serve); none: embedded
+	kafkaSASL      struct{ mechanism, user, password string }
+	kafkaTLS       bool
+	kafkaCA        string // PEM roots for kafkaTLS ("": the system's)
+	roles          map[string]bool
+	workerID       string // static group member ID of this worker
+	session        time.Duration
+	provision      bool // create the default stream, table and pipeline
 
 	queryMemory string
 	queryTime   time.Duration
@@ -106,6 +112,11 @@ func (c *upConfig) validate() error {
 	}
 	if c.maxConns < 1 {
 		errs = append(errs, errors.New("--max-connections must be at least 1"))
+	}
+	if host, _, err := net.SplitHostPort(c.kafkaListen); err == nil && len(c.brokers) == 0 && c.kafkaAdvertise == "" {
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			errs = append(errs, fmt.Errorf("--kafka-listen %s needs --kafka-advertise HOST:PORT, the address Kafka clients are told to connect to", c.kafkaListen))
+		}
 	}
 	switch c.auth {
 	case "on":
@@ -179,7 +190,8 @@ func runUp(args []string) error {
 	c := upConfig{roles: map[string]bool{"ingest": true, "worker": true, "query": true}, workerID: "sluice-up", provision: true}
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	commonFlags(fs, &c)
-	fs.StringVar(&c.kafkaListen, "kafka-listen", "127.0.0.1:9092", "address of the embedded Kafka broker, for any Kafka client")
+	fs.StringVar(&c.kafkaListen, "kafka-listen", "127.0.0.1:9092", "address of the embedded Kafka broker, for any Kafka client (SASL SCRAM-SHA-256 with API keys: user = key id, password = key)")
+	fs.StringVar(&c.kafkaAdvertise, "kafka-advertise", "", "host:port the embedded broker tells clients to connect to (default: --kafka-listen's); needed when it listens on 0.0.0.0")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -196,6 +208,11 @@ func runServe(args []string) error {
 	host, _ := os.Hostname()
 	fs.StringVar(&c.workerID, "worker-id", "", "this worker's stable identity in the pipelines' consumer groups; unique per worker (default: host name and --listen)")
 	fs.DurationVar(&c.session, "session-timeout", 45*time.Second, "how long the pipelines' consumer groups wait for a worker that stopped answering before moving its partitions")
+	fs.StringVar(&c.kafkaSASL.user, "kafka-sasl-user", "", "SASL user name for --brokers (for a sluice up broker: an API key's id)")
+	fs.StringVar(&c.kafkaSASL.password, "kafka-sasl-password", os.Getenv("SLUICE_KAFKA_PASSWORD"), "SASL password (default $SLUICE_KAFKA_PASSWORD; for a sluice up broker: the key)")
+	fs.StringVar(&c.kafkaSASL.mechanism, "kafka-sasl-mechanism", "SCRAM-SHA-256", "SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN")
+	fs.BoolVar(&c.kafkaTLS, "kafka-tls", false, "connect to --brokers over TLS")
+	fs.StringVar(&c.kafkaCA, "kafka-ca", "", "PEM file of the CAs that sign the brokers' certificates (default: the system's)")
 	fs.BoolVar(&c.provision, "provision-defaults", false, "create the default stream, table and pipeline logs on an empty store")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -235,20 +252,46 @@ func up(c upConfig, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("cannot open storage (check --storage): %w", err)
 	}
+	guard, keys, err := openAuth(ctx, c, bucket, log)
+	if err != nil {
+		return err
+	}
+	if keys != nil {
+		keysCtx, stopKeys := context.WithCancel(context.Background())
+		defer stopKeys()
+		go keys.Run(keysCtx)
+	}
 	brokers := c.brokers
+	kafkaOpts, err := c.externalKafka() // what sluice's own clients need to get in
+	if err != nil {
+		return err
+	}
 	if len(brokers) == 0 {
-		broker, err := kafkax.StartEmbedded(filepath.Join(c.data, "kafka"), c.kafkaListen)
+		var opts []kafkax.EmbeddedOption
+		if keys != nil {
+			opts = append(opts, kafkax.WithKeys(keys), kafkax.WithLogf(func(format string, args ...any) {
+				log.Warn("embedded kafka: " + fmt.Sprintf(format, args...))
+			}))
+		}
+		if tlsConfig != nil {
+			opts = append(opts, kafkax.WithTLS(tlsConfig, nil))
+		}
+		if c.kafkaAdvertise != "" {
+			opts = append(opts, kafkax.WithAdvertise(c.kafkaAdvertise))
+		}
+		broker, err := kafkax.StartEmbedded(filepath.Join(c.data, "kafka"), c.kafkaListen, opts...)
 		if err != nil {
 			return err
 		}
 		defer stopStep(log, "kafka broker", broker.Close)
 		brokers = []string{broker.Addr()}
+		kafkaOpts = broker.ClientOpts()
 	}
 
-	producer, err := kafkax.NewClient(brokers,
+	producer, err := kafkax.NewClient(brokers, append(slices.Clip(kafkaOpts),
 		kgo.ProducerBatchCompression(kgo.ZstdCompression()),
 		kgo.ProducerLinger(5*time.Millisecond),
-	)
+	)...)
 	if err != nil {
 		return err
 	}
@@ -262,22 +305,13 @@ func up(c upConfig, log *slog.Logger) error {
 	}
 	reg.CheckWasm = fn.CheckModule
 	reg.AllowExec = c.allowExec
-	guard, keys, err := openAuth(ctx, c, bucket, log)
-	if err != nil {
-		return err
-	}
-	if keys != nil {
-		keysCtx, stopKeys := context.WithCancel(context.Background())
-		defer stopKeys()
-		go keys.Run(keysCtx)
-	}
 	if c.provision {
 		if err := reg.ProvisionDefaults(ctx); err != nil {
 			return fmt.Errorf("cannot provision the default stream, table and pipeline: %w", err)
 		}
 	}
 	// Function logs: workers write them, every role's API reads them.
-	flog, err := fnlog.Open(ctx, brokers, log)
+	flog, err := fnlog.Open(ctx, brokers, log, kafkaOpts...)
 	if err != nil {
 		return err
 	}
@@ -320,6 +354,7 @@ func up(c upConfig, log *slog.Logger) error {
 	// Every role answers pipeline status (from the progress objects); only
 	// workers run the pipelines.
 	engine := processors.NewEngine(reg, bucket, brokers, log)
+	engine.KafkaOpts = kafkaOpts
 	api.Status = engine
 	if !c.roles["worker"] {
 		defer engine.Close()
@@ -478,4 +513,27 @@ func (c upConfig) tls() (*tls.Config, error) {
 		return nil, fmt.Errorf("cannot load --tls-cert/--tls-key: %w", err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// externalKafka returns the client options for --brokers' SASL and TLS.
+func (c upConfig) externalKafka() ([]kgo.Opt, error) {
+	var tlsConfig *tls.Config
+	if c.kafkaTLS {
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		if c.kafkaCA != "" {
+			pem, err := os.ReadFile(c.kafkaCA)
+			if err != nil {
+				return nil, fmt.Errorf("cannot read --kafka-ca: %w", err)
+			}
+			tlsConfig.RootCAs = x509.NewCertPool()
+			if !tlsConfig.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("--kafka-ca %s holds no PEM certificate", c.kafkaCA)
+			}
+		}
+	}
+	opts, err := kafkax.AuthOpts(c.kafkaSASL.mechanism, c.kafkaSASL.user, c.kafkaSASL.password, tlsConfig)
+	if err != nil {
+		return nil, fmt.Errorf("--kafka-sasl-mechanism: %w", err)
+	}
+	return opts, nil
 }

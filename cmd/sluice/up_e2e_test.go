@@ -133,7 +133,7 @@ func checkPositions(t *testing.T, s *e2e.Server, sent []position) {
 // in SQL; records without ts take the Kafka record time.
 func TestUpKafkaClient(t *testing.T) {
 	s := e2e.Up(t, t.TempDir())
-	cl, err := kgo.NewClient(kgo.SeedBrokers(s.KafkaAddr), kgo.DefaultProduceTopic("logs"))
+	cl, err := kgo.NewClient(append(e2e.KafkaOpts(e2e.AdminKey), kgo.SeedBrokers(s.KafkaAddr), kgo.DefaultProduceTopic("logs"))...)
 	if err != nil {
 		t.Fatal(err)
 	}

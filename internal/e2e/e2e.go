@@ -21,6 +21,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/sluice-dev/sluice/auth"
 )
 
 var (
@@ -75,6 +80,7 @@ type Server struct {
 	cmd       *exec.Cmd
 	log       *syncWriter
 	scheme    string       // http, or https with --tls-cert
+	certFile  string       // --tls-cert
 	client    *http.Client // trusts --tls-cert's certificate
 	exited    chan struct{}
 }
@@ -135,7 +141,7 @@ func start(t testing.TB, cmd, data string, env, extra []string) (*Server, error)
 			}
 			pool := x509.NewCertPool()
 			pool.AppendCertsFromPEM(pem)
-			s.scheme = "https"
+			s.scheme, s.certFile = "https", extra[i+1]
 			s.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 		}
 	}
@@ -192,6 +198,18 @@ func (s *Server) Log() string {
 
 // URL is the server's HTTP base URL.
 func (s *Server) URL() string { return s.scheme + "://" + s.HTTPAddr }
+
+// KafkaFlags are the `sluice serve` flags that reach this server's embedded
+// broker, as AdminKey.
+func (s *Server) KafkaFlags() []string {
+	return []string{"--brokers", s.KafkaAddr, "--kafka-sasl-user", auth.IDOf(AdminKey), "--kafka-sasl-password", AdminKey}
+}
+
+// KafkaOpts are the franz-go options that reach this server's embedded
+// broker with key (its id as the SASL user).
+func KafkaOpts(key string) []kgo.Opt {
+	return []kgo.Opt{kgo.SASL(scram.Auth{User: auth.IDOf(key), Pass: key}.AsSha256Mechanism())}
+}
 
 // Client is the HTTP client that trusts the server's certificate.
 func (s *Server) Client() *http.Client { return s.client }
@@ -384,8 +402,22 @@ func (s *Server) WaitCount(sql string, want int64, timeout time.Duration) {
 // Run runs the sluice binary as a client and returns its stdout.
 func Run(t testing.TB, ctx context.Context, stdin io.Reader, args ...string) (string, string, error) {
 	t.Helper()
+	return RunEnv(t, ctx, nil, stdin, args...)
+}
+
+// CLIEnv is what a CLI needs in its environment to trust s's certificate.
+func (s *Server) CLIEnv() []string {
+	if s.certFile == "" {
+		return nil
+	}
+	return []string{"SSL_CERT_FILE=" + s.certFile}
+}
+
+// RunEnv is Run with more environment variables.
+func RunEnv(t testing.TB, ctx context.Context, env []string, stdin io.Reader, args ...string) (string, string, error) {
+	t.Helper()
 	cmd := exec.CommandContext(ctx, Binary(t), args...)
-	cmd.Env = append(os.Environ(), "SLUICE_KEY="+AdminKey)
+	cmd.Env = append(append(os.Environ(), "SLUICE_KEY="+AdminKey), env...)
 	var out, errb strings.Builder
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &out, &errb
 	err := cmd.Run()

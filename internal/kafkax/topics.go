@@ -2,14 +2,18 @@ package kafkax
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 // NewClient returns a client for brokers with sluice's common options plus
@@ -109,4 +113,27 @@ func GroupOwners(ctx context.Context, cl *kgo.Client, group, topic string) (map[
 		}
 	}
 	return out, nil
+}
+
+// AuthOpts are the client options for a Kafka cluster that wants SASL
+// (mechanism SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN; user "" for none)
+// and/or TLS (tlsConfig nil for none).
+func AuthOpts(mechanism, user, password string, tlsConfig *tls.Config) ([]kgo.Opt, error) {
+	var opts []kgo.Opt
+	if user != "" {
+		switch strings.ToUpper(mechanism) {
+		case "SCRAM-SHA-256":
+			opts = append(opts, kgo.SASL(scram.Auth{User: user, Pass: password}.AsSha256Mechanism()))
+		case "SCRAM-SHA-512":
+			opts = append(opts, kgo.SASL(scram.Auth{User: user, Pass: password}.AsSha512Mechanism()))
+		case "PLAIN":
+			opts = append(opts, kgo.SASL(plain.Auth{User: user, Pass: password}.AsMechanism()))
+		default:
+			return nil, fmt.Errorf("SASL mechanism %q: want SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN", mechanism)
+		}
+	}
+	if tlsConfig != nil {
+		opts = append(opts, kgo.DialTLSConfig(tlsConfig))
+	}
+	return opts, nil
 }

@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -76,11 +77,12 @@ type Line = deploy.LogLine
 
 // Log writes and reads function logs. Safe for concurrent use.
 type Log struct {
-	brokers []string
-	cl      *kgo.Client // producer
-	log     *slog.Logger
-	dropped atomic.Int64
-	failed  atomic.Int64 // produce errors, logged once per errorLogEvery
+	brokers   []string
+	kafkaOpts []kgo.Opt   // capacity clipped: appending copies
+	cl        *kgo.Client // producer
+	log       *slog.Logger
+	dropped   atomic.Int64
+	failed    atomic.Int64 // produce errors, logged once per errorLogEvery
 }
 
 // maxBuffered and maxBufferedBytes bound the batch logs waiting for the
@@ -92,16 +94,17 @@ const (
 
 const errorLogEvery = 1000
 
-// Open connects to brokers and creates Topic if it does not exist.
-func Open(ctx context.Context, brokers []string, log *slog.Logger) (*Log, error) {
-	cl, err := kafkax.NewClient(brokers,
+// Open connects to brokers (with kafkaOpts, such as the embedded broker's
+// credentials) and creates Topic if it does not exist.
+func Open(ctx context.Context, brokers []string, log *slog.Logger, kafkaOpts ...kgo.Opt) (*Log, error) {
+	cl, err := kafkax.NewClient(brokers, append(slices.Clip(kafkaOpts),
 		kgo.DefaultProduceTopic(Topic),
 		kgo.MaxBufferedRecords(maxBuffered),
 		kgo.MaxBufferedBytes(maxBufferedBytes),
 		kgo.RecordDeliveryTimeout(time.Minute),
 		kgo.ProducerLinger(50*time.Millisecond),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-	)
+	)...)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +112,7 @@ func Open(ctx context.Context, brokers []string, log *slog.Logger) (*Log, error)
 		cl.Close()
 		return nil, fmt.Errorf("cannot open function logs: %w", err)
 	}
-	return &Log{brokers: brokers, cl: cl, log: log}, nil
+	return &Log{brokers: brokers, kafkaOpts: slices.Clip(kafkaOpts), cl: cl, log: log}, nil
 }
 
 // Close flushes what is buffered (for at most a few seconds) and disconnects.
@@ -223,11 +226,11 @@ func (l *Log) bounds(ctx context.Context) (start, end int64, err error) {
 // read returns function's lines in the records at offsets from..end-1
 // written after since, and the oldest time of any record there.
 func (l *Log) read(ctx context.Context, function string, from, end int64, since time.Time) (lines []Line, oldest time.Time, err error) {
-	cl, err := kafkax.NewClient(l.brokers,
+	cl, err := kafkax.NewClient(l.brokers, append(l.kafkaOpts,
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{Topic: {0: kgo.NewOffset().At(from)}}),
 		kgo.FetchMaxWait(500*time.Millisecond),
 		kgo.FetchMaxBytes(16<<20),
-	)
+	)...)
 	if err != nil {
 		return nil, oldest, err
 	}
