@@ -42,7 +42,9 @@ type Result struct {
 	Rows      [][]any        `json:"rows"`
 	RowCount  int            `json:"row_count"`
 	Truncated bool           `json:"truncated"`
-	ElapsedMs float64        `json:"elapsed_ms"`
+	// TruncatedBy names the limit that cut the result ("" if none did).
+	TruncatedBy string  `json:"truncated_by,omitempty"`
+	ElapsedMs   float64 `json:"elapsed_ms"`
 	// What the query read of the tables it named (like Athena's
 	// DataScannedInBytes): files handed to DuckDB, their bytes, and the
 	// files the statement's predicates ruled out before any was opened.

@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -252,4 +253,43 @@ func TestBrokenFilesFailWithReason(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `cannot create the view of table "logs"`) {
 		t.Fatalf("err = %v, want the view setup problem", err)
 	}
+}
+
+// TestMaxResultBytes: a result is cut where its rows reach MaxResultBytes,
+// so one SELECT of wide rows cannot fill the server's memory; the answer
+// says which limit cut it.
+func TestMaxResultBytes(t *testing.T) {
+	e, _, _ := newTestEngine(t, Config{MaxResultBytes: 1 << 20, TempDir: t.TempDir(), MemoryLimit: "256MB"})
+	res := mustQuery(t, e, "select i, repeat('x', 2000) from range(10000) t(i) order by i desc")
+	if !res.Truncated || len(res.Rows) < 400 || len(res.Rows) > 600 || !strings.Contains(res.TruncatedBy, "result limit") {
+		t.Fatalf("rows=%d truncated=%v by %q: want about 500 rows of 2 kB in 1 MiB", len(res.Rows), res.Truncated, res.TruncatedBy)
+	}
+	for k, row := range res.Rows { // the first rows, in order, across pages
+		if row[0] != int64(9999-k) {
+			t.Fatalf("row %d = %v, want %d", k, row[0], 9999-k)
+		}
+	}
+	// A result DuckDB cannot hold within its memory limit fails clearly
+	// (503), and does not take the server's memory with it.
+	_, err := e.Query(context.Background(), "select repeat('x', 400000) from range(10000)")
+	if err == nil || statusFor(err) != http.StatusServiceUnavailable || !strings.Contains(publicMessage(err), "--query-memory") {
+		t.Fatalf("a 4 GB result: %v", err)
+	}
+	res = mustQuery(t, e, "select repeat('x', 1000) from range(100)")
+	if res.Truncated || len(res.Rows) != 100 {
+		t.Fatalf("a result under the limit: rows=%d truncated=%v", len(res.Rows), res.Truncated)
+	}
+}
+
+// TestQuerySlots: past MaxConcurrent running queries, the next waits for a
+// slot, and gives up at its timeout saying why.
+func TestQuerySlots(t *testing.T) {
+	e, _, _ := newTestEngine(t, Config{MaxConcurrent: 1, Timeout: 2 * time.Second})
+	e.slots <- struct{}{} // a query that holds the only slot
+	_, err := e.Query(context.Background(), "select 1")
+	if err == nil || !strings.Contains(err.Error(), "query slots") || statusFor(err) != http.StatusRequestTimeout {
+		t.Fatalf("with every slot taken: %v", err)
+	}
+	<-e.slots
+	mustQuery(t, e, "select 1")
 }

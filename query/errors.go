@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
@@ -88,6 +89,9 @@ func publicMessage(err error) string {
 	switch {
 	case errors.As(qe.err, &ue):
 		msg = ue.msg
+	case errors.As(qe.err, &de) && de.Type == duckdb.ErrorTypeOutOfMemory:
+		msg = "the query needs more memory than the server gives queries (--query-memory, shared by every running query): " +
+			"filter, aggregate or select fewer or narrower columns, or retry when fewer queries run (" + firstLine(de.Msg) + ")"
 	case errors.As(qe.err, &de):
 		msg = de.Msg
 	default:
@@ -128,6 +132,17 @@ func isTimeout(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded)
 }
 
+// isOutOfMemory reports whether DuckDB ran out of its memory limit.
+func isOutOfMemory(err error) bool {
+	var de *duckdb.Error
+	return errors.As(err, &de) && de.Type == duckdb.ErrorTypeOutOfMemory
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
 // isIOError reports whether DuckDB failed with an IO error, which is what a
 // view raises when its files are gone ("No files found that match ...").
 func isIOError(err error) bool {
@@ -145,6 +160,8 @@ func statusFor(err error) int {
 		return http.StatusRequestTimeout
 	case IsForbidden(err):
 		return http.StatusForbidden
+	case isOutOfMemory(err):
+		return http.StatusServiceUnavailable
 	case errors.As(err, new(*auth.RateLimited)):
 		return http.StatusTooManyRequests
 	case IsUserError(err):

@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 )
@@ -55,32 +56,156 @@ func (e *Engine) run(ctx context.Context, conn *sql.Conn, sqlText string) (*Resu
 		if !ok {
 			return fmt.Errorf("cannot use driver connection of type %T", dc)
 		}
-		stmt, err := e.prepare(c, sqlText)
+		stmt, wrapped, err := e.prepare(c, sqlText)
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
+		if wrapped {
+			res, err = e.executeSpilled(ctx, c, stmt, sqlText)
+			return err
+		}
 		res, err = e.execute(ctx, stmt)
 		return err
 	})
 	return res, err
 }
 
+var resultSeq atomic.Int64
+
+// executeSpilled runs a query (one that can be wrapped in a SELECT) into a
+// temporary table of the connection, then reads that table back in pages
+// until MaxRows or MaxResultBytes. duckdb-go materializes a whole result
+// outside DuckDB's memory limit (10,000 rows of 200 kB took 2.4 GB); a
+// temporary table is DuckDB's own storage, held within --query-memory and
+// spilled to its temp directory beyond, and a page holds about
+// resultPageBytes. The table is dropped at the end, whatever happened.
+func (e *Engine) executeSpilled(ctx context.Context, c *duckdb.Conn, stmt *duckdb.Stmt, sqlText string) (*Result, error) {
+	n, err := stmt.ColumnCount()
+	if err != nil {
+		return nil, err
+	}
+	infos := columnInfos(stmt)
+	names := make([]string, n)
+	aliases := make([]string, n)
+	for i := range n {
+		if names[i], err = stmt.ColumnName(i); err != nil {
+			return nil, err
+		}
+		aliases[i] = "c" + strconv.Itoa(i) // the result may repeat a name; a table cannot
+	}
+	table := "temp.main.__sluice_result_" + strconv.FormatInt(resultSeq.Add(1), 10)
+	body := strings.TrimRight(sqlText, " \t\r\n;")
+	ctas := "CREATE TEMP TABLE " + table + " AS SELECT * FROM (\n" + body + "\n) AS t(" + strings.Join(aliases, ", ") +
+		") LIMIT " + strconv.Itoa(e.cfg.MaxRows+1)
+	if err := execOne(ctx, c, ctas); err != nil {
+		return nil, err
+	}
+	defer func() {
+		// Not ctx: it may be done, and the table would stay with the connection.
+		if err := execOne(context.Background(), c, "DROP TABLE IF EXISTS "+table); err != nil {
+			e.cfg.Log.Warn("cannot drop a query's result table", "table", table, "err", err)
+		}
+	}()
+	res := &Result{Rows: [][]any{}}
+	var size int64
+	from, page := int64(0), int64(1024)
+	for {
+		rows, cols, done, err := readPage(ctx, c, table, from, page, infos)
+		if err != nil {
+			return nil, err
+		}
+		if res.Columns == nil {
+			res.Columns = cols
+			for i := range res.Columns {
+				res.Columns[i].Name = names[i]
+			}
+		}
+		for _, row := range rows {
+			if len(res.Rows) == e.cfg.MaxRows {
+				res.Truncated = true
+				res.TruncatedBy = fmt.Sprintf("the %d-row limit", e.cfg.MaxRows)
+				break
+			}
+			size += valueSize(row)
+			if size > e.cfg.MaxResultBytes {
+				res.Truncated = true
+				res.TruncatedBy = fmt.Sprintf("the %d-byte result limit (--query-result-bytes)", e.cfg.MaxResultBytes)
+				break
+			}
+			res.Rows = append(res.Rows, row)
+		}
+		if done || res.Truncated {
+			break
+		}
+		from += page
+		// The next page holds about resultPageBytes.
+		avg := max(size/int64(len(res.Rows)), 1)
+		page = min(max(resultPageBytes/avg, 1), int64(e.cfg.MaxRows+1))
+	}
+	res.RowCount = len(res.Rows)
+	return res, nil
+}
+
+// resultPageBytes is about what one page of a spilled result holds.
+const resultPageBytes = 4 << 20
+
+// readPage reads rows [from, from+n) of a spilled result (done: there are
+// no more).
+func readPage(ctx context.Context, c *duckdb.Conn, table string, from, n int64, infos []duckdb.TypeInfo) (out [][]any, cols []ResultColumn, done bool, err error) {
+	q := fmt.Sprintf("SELECT * FROM %s WHERE rowid >= %d AND rowid < %d ORDER BY rowid", table, from, from+n)
+	ps, err := c.Prepare(q)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	defer ps.Close()
+	rows, err := ps.(*duckdb.Stmt).QueryContext(ctx, nil)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	defer rows.Close()
+	cols = resultColumns(rows)
+	dest := make([]driver.Value, len(cols))
+	for {
+		err := rows.Next(dest)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, nil, false, err
+		}
+		out = append(out, convertRow(dest, infos))
+	}
+	return out, cols, int64(len(out)) < n, nil
+}
+
+// execOne runs one statement of the engine's own on c.
+func execOne(ctx context.Context, c *duckdb.Conn, q string) error {
+	ps, err := c.Prepare(q)
+	if err != nil {
+		return err
+	}
+	defer ps.Close()
+	_, err = ps.(*duckdb.Stmt).ExecContext(ctx, nil)
+	return err
+}
+
 // prepare prepares sqlText, preferably wrapped in a LIMIT (see the package
 // doc). Errors are those of the statement as the user wrote it.
-func (e *Engine) prepare(c *duckdb.Conn, sqlText string) (*duckdb.Stmt, error) {
-	stmt, err := prepareOne(c, wrapLimit(sqlText, e.cfg.MaxRows+1))
+func (e *Engine) prepare(c *duckdb.Conn, sqlText string) (stmt *duckdb.Stmt, wrapped bool, err error) {
+	stmt, err = prepareOne(c, wrapLimit(sqlText, e.cfg.MaxRows+1))
+	wrapped = err == nil
 	if err != nil {
 		stmt, err = prepareOne(c, sqlText)
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := checkStatement(stmt); err != nil {
 		_ = stmt.Close()
-		return nil, err
+		return nil, false, err
 	}
-	return stmt, nil
+	return stmt, wrapped, nil
 }
 
 // prepareOne prepares exactly one statement: duckdb-go's Conn.Prepare
@@ -145,6 +270,7 @@ func (e *Engine) execute(ctx context.Context, stmt *duckdb.Stmt) (*Result, error
 	defer rows.Close()
 	res := &Result{Columns: resultColumns(rows), Rows: [][]any{}}
 	dest := make([]driver.Value, len(res.Columns))
+	var size int64 // of the rows kept, as valueSize counts
 	for {
 		err := rows.Next(dest)
 		if errors.Is(err, io.EOF) {
@@ -155,12 +281,46 @@ func (e *Engine) execute(ctx context.Context, stmt *duckdb.Stmt) (*Result, error
 		}
 		if len(res.Rows) == e.cfg.MaxRows {
 			res.Truncated = true
+			res.TruncatedBy = fmt.Sprintf("the %d-row limit", e.cfg.MaxRows)
 			break
 		}
-		res.Rows = append(res.Rows, convertRow(dest, infos))
+		row := convertRow(dest, infos)
+		size += valueSize(row)
+		if size > e.cfg.MaxResultBytes {
+			res.Truncated = true
+			res.TruncatedBy = fmt.Sprintf("the %d-byte result limit (--query-result-bytes)", e.cfg.MaxResultBytes)
+			break
+		}
+		res.Rows = append(res.Rows, row)
 	}
 	res.RowCount = len(res.Rows)
 	return res, nil
+}
+
+// valueSize estimates the memory a converted value holds (and about what
+// it takes as JSON): strings and bytes their length, other scalars 8, lists
+// and objects their elements plus 16 each.
+func valueSize(v any) int64 {
+	switch x := v.(type) {
+	case string:
+		return int64(len(x)) + 16
+	case []byte:
+		return int64(len(x)) + 24
+	case []any:
+		n := int64(24)
+		for _, e := range x {
+			n += valueSize(e)
+		}
+		return n
+	case map[string]any:
+		n := int64(48)
+		for k, e := range x {
+			n += int64(len(k)) + 16 + valueSize(e)
+		}
+		return n
+	default:
+		return 16
+	}
 }
 
 // columnInfos returns each result column's type information, nil where the

@@ -121,6 +121,15 @@ type Config struct {
 	// MaxRows is the number of rows returned at most, default 10000;
 	// Result.Truncated tells when the result was cut.
 	MaxRows int
+	// MaxResultBytes bounds the rows a result holds in memory (as
+	// valueSize counts them), default 64 MiB; past it the result is cut
+	// like at MaxRows, and TruncatedBy says which limit cut it.
+	MaxResultBytes int64
+	// MaxConcurrent is the number of queries that run at once, default 8;
+	// more wait for a slot (within their timeout). With MaxResultBytes it
+	// bounds the memory results take: MaxConcurrent × MaxResultBytes, about
+	// twice that while an answer is encoded.
+	MaxConcurrent int
 	// AllowedDirs are the only directories DuckDB may read (sandbox). Every
 	// Table.Dir must lie inside one of them.
 	AllowedDirs []string
@@ -137,6 +146,10 @@ const (
 	defaultMemoryLimit = "1GB"
 	defaultTimeout     = 60 * time.Second
 	defaultMaxRows     = 10000
+	// DefaultMaxResultBytes and DefaultMaxConcurrent are the defaults of
+	// --query-result-bytes and --query-concurrency.
+	DefaultMaxResultBytes = 64 << 20
+	DefaultMaxConcurrent  = 8
 )
 
 func (c Config) withDefaults() Config {
@@ -152,6 +165,12 @@ func (c Config) withDefaults() Config {
 	if c.MaxRows <= 0 {
 		c.MaxRows = defaultMaxRows
 	}
+	if c.MaxResultBytes <= 0 {
+		c.MaxResultBytes = DefaultMaxResultBytes
+	}
+	if c.MaxConcurrent <= 0 {
+		c.MaxConcurrent = DefaultMaxConcurrent
+	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
@@ -164,6 +183,8 @@ type Engine struct {
 	cat     Catalog
 	db      *sql.DB
 	allowed []string // cleaned absolute AllowedDirs
+
+	slots chan struct{} // one per running query (MaxConcurrent)
 
 	mu    sync.Mutex            // guards views and view DDL
 	views map[string]*viewState // key: lower-cased table name
@@ -198,7 +219,7 @@ func New(cfg Config, cat Catalog) (*Engine, error) {
 		return nil, fmt.Errorf("cannot open duckdb: %w", err)
 	}
 	db := sql.OpenDB(connector) // db.Close closes the connector
-	e := &Engine{cfg: cfg, cat: cat, db: db, allowed: allowed, views: map[string]*viewState{}}
+	e := &Engine{cfg: cfg, cat: cat, db: db, allowed: allowed, views: map[string]*viewState{}, slots: make(chan struct{}, cfg.MaxConcurrent)}
 	if err := e.applySandbox(context.Background()); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -228,6 +249,12 @@ func (e *Engine) Query(ctx context.Context, sqlText string) (*Result, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
 	defer cancel()
+	select {
+	case e.slots <- struct{}{}:
+		defer func() { <-e.slots }()
+	case <-ctx.Done():
+		return nil, e.queryFailure(ctx, fmt.Errorf("waited for one of the %d query slots (--query-concurrency): %w", e.cfg.MaxConcurrent, ctx.Err()), nil)
+	}
 
 	setupErr := e.refresh(ctx)
 	res, err := e.runBound(ctx, sqlText)

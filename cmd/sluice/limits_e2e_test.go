@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -43,4 +44,88 @@ func TestIngestLimitsAtTheirEdge(t *testing.T) {
 		t.Fatalf("32 MiB of one-byte lines: %d %.300s", status, out)
 	}
 	s.WaitCount("select count(*) from logs", 1+ingest.MaxRecords, 2*time.Minute)
+}
+
+// TestHostileRequestsStayBounded sends what took the server down before
+// (one huge SELECT, a body of millions of bad lines, many large bodies at
+// once) to a server whose memory flags add up to well under 1 GiB: each
+// gets its clear answer, the server stays up and serves a normal ingest and
+// query right after, and its peak RSS stays under 1 GiB. The peak after
+// each case is logged.
+func TestHostileRequestsStayBounded(t *testing.T) {
+	s := e2e.UpEnv(t, t.TempDir(), []string{"GOMEMLIMIT=600MiB"},
+		"--query-memory", "256MB", "--query-result-bytes", "64MiB", "--ingest-memory", "128MiB", "--memory-budget", "128MiB")
+	const limit = 1 << 30
+	marker := 0
+	stillServes := func(what string) {
+		t.Helper()
+		marker++
+		msg := fmt.Sprintf("after-%d", marker)
+		if code, out := s.Post("/v1/streams/logs/records", "application/x-ndjson", []byte(`{"message":"`+msg+`"}`+"\n"), nil); code != 200 {
+			t.Fatalf("%s: a normal ingest then: %d %s", what, code, out)
+		}
+		s.WaitCount("select count(*) from logs where message = '"+msg+"'", 1, 2*time.Minute)
+		peak := s.PeakRSS()
+		t.Logf("%s: peak RSS %d MiB", what, peak>>20)
+		if peak > limit {
+			t.Fatalf("%s: peak RSS %d MiB, over 1 GiB", what, peak>>20)
+		}
+	}
+	stillServes("start")
+
+	// A result larger than --query-result-bytes is cut, and says so.
+	var cut struct {
+		Rows        [][]any
+		Truncated   bool   `json:"truncated"`
+		TruncatedBy string `json:"truncated_by"`
+	}
+	q, _ := json.Marshal(map[string]string{"sql": "select repeat('x', 20000) from range(10000)"})
+	if code, out := s.Post("/v1/query", "application/json", q, &cut); code != 200 || !cut.Truncated || !strings.Contains(cut.TruncatedBy, "--query-result-bytes") || len(cut.Rows) > 3400 {
+		t.Fatalf("a 200 MB SELECT: %d, %d rows, truncated by %q: %.200s", code, len(cut.Rows), cut.TruncatedBy, out)
+	}
+	stillServes("a SELECT of 10,000 rows of 20 kB")
+	// One that DuckDB cannot even hold within --query-memory fails clearly.
+	q, _ = json.Marshal(map[string]string{"sql": "select repeat('x', 200000) from range(10000)"})
+	if code, out := s.Post("/v1/query", "application/json", q, nil); code != 200 && code != 503 {
+		t.Fatalf("a 2 GB SELECT: %d %.300s", code, out)
+	}
+	stillServes("a SELECT of 10,000 rows of 200 kB")
+
+	bad := bytes.Repeat([]byte("x\n"), (ingest.MaxBodyBytes-1)/2)
+	if code, out := s.Post("/v1/streams/logs/records", "application/x-ndjson", bad, nil); code != 413 {
+		t.Fatalf("32 MiB of bad one-byte lines: %d %.300s", code, out)
+	}
+	var wide bytes.Buffer
+	for wide.Len() < ingest.MaxBodyBytes-1000 {
+		wide.WriteString(strings.Repeat("y", 600) + "\n")
+	}
+	if code, out := s.Post("/v1/streams/logs/records", "application/x-ndjson", wide.Bytes(), nil); code != 400 && code != 413 {
+		t.Fatalf("32 MiB of bad 600-byte lines: %d %.300s", code, out)
+	}
+	stillServes("bodies of bad lines")
+
+	// 40 bodies of 28 MiB at once: the ingest limiter lets a few in and
+	// answers the others 503 with Retry-After.
+	cli(t, s, "stream", "create", "flood")
+	body := bytes.Repeat([]byte(`{"message":"flood","pad":"`+strings.Repeat("z", 1000)+`"}`+"\n"), 28<<20/1030)
+	codes := make(chan int, 40)
+	for range 40 {
+		go func() {
+			resp, err := s.Do("POST", "/v1/streams/flood/records", "application/x-ndjson", body, e2e.AdminKey)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	seen := map[int]int{}
+	for range 40 {
+		seen[<-codes]++
+	}
+	if seen[0] > 0 || seen[200]+seen[503] != 40 || seen[200] == 0 {
+		t.Fatalf("40 large bodies at once: answers %v", seen)
+	}
+	stillServes(fmt.Sprintf("40 bodies of 28 MiB at once (answers %v)", seen))
 }

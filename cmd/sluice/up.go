@@ -54,6 +54,8 @@ type upConfig struct {
 	queryMemory string
 	queryTime   time.Duration
 	queryCache  string
+	resultBytes string
+	queryConc   int
 	ingestMem   string
 	maxConns    int
 	budget      string
@@ -110,6 +112,12 @@ func (c *upConfig) validate() error {
 	if n, err := parseSize(c.ingestMem); err != nil || n < 1<<20 {
 		errs = append(errs, fmt.Errorf("--ingest-memory %q: want a size of at least 1MiB, like 256MiB", c.ingestMem))
 	}
+	if n, err := parseSize(c.resultBytes); err != nil || n < 1<<10 {
+		errs = append(errs, fmt.Errorf("--query-result-bytes %q: want a size of at least 1KiB, like 64MiB", c.resultBytes))
+	}
+	if c.queryConc < 1 {
+		errs = append(errs, errors.New("--query-concurrency must be at least 1"))
+	}
 	if c.maxConns < 1 {
 		errs = append(errs, errors.New("--max-connections must be at least 1"))
 	}
@@ -154,6 +162,8 @@ func commonFlags(fs *flag.FlagSet, c *upConfig) {
 	fs.StringVar(&c.pgListen, "pg-listen", "127.0.0.1:5433", `Postgres wire protocol address for psql and SQL drivers (query role; no authentication); "off" disables it`)
 	fs.StringVar(&c.queryMemory, "query-memory", "1GB", "DuckDB memory limit for all queries together")
 	fs.DurationVar(&c.queryTime, "query-timeout", time.Minute, "longest a query may run")
+	fs.StringVar(&c.resultBytes, "query-result-bytes", "64MiB", "memory one query's result may hold; past it the result is cut (truncated, with truncated_by)")
+	fs.IntVar(&c.queryConc, "query-concurrency", query.DefaultMaxConcurrent, "queries that run at once; more wait for a slot within --query-timeout")
 	fs.StringVar(&c.budget, "memory-budget", "512MiB", "rows buffered by all pipelines together before files are written early")
 	fs.DurationVar(&c.compact, "compact-interval", 5*time.Minute, "how often each partition's owner merges its small table files, and unreferenced files are deleted (0: never)")
 	fs.DurationVar(&c.retireGrace, "retire-grace", sink.DefaultRetireGrace, "how long a file compaction replaced is kept for queries that still read it (longer than --query-timeout)")
@@ -326,8 +336,10 @@ func up(c upConfig, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
+		resultBytes, _ := parseSize(c.resultBytes) // validated
 		qe, err := query.New(query.Config{
 			MemoryLimit: c.queryMemory, Timeout: c.queryTime, Log: log,
+			MaxResultBytes: resultBytes, MaxConcurrent: c.queryConc,
 			AllowedDirs: []string{cat.Dir()}, TempDir: filepath.Join(c.data, "tmp", "duckdb"),
 		}, cat)
 		if err != nil {

@@ -237,6 +237,26 @@ func (s *Server) Signal(sig syscall.Signal) {
 	}
 }
 
+// PeakRSS is the server process's peak resident memory so far (VmHWM), in
+// bytes.
+func (s *Server) PeakRSS() int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		s.t.Fatalf("cannot read the server's memory: %v", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				s.t.Fatalf("VmHWM %q: %v", v, err)
+			}
+			return kb << 10
+		}
+	}
+	s.t.Fatal("no VmHWM in /proc/PID/status")
+	return 0
+}
+
 // Stopped reports whether the process is stopped (by SIGSTOP), from its
 // state in /proc.
 func (s *Server) Stopped() bool {

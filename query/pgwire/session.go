@@ -230,7 +230,7 @@ func (s *session) simpleQuery(sql string) {
 func (s *session) complete(res *query.Result, n int) {
 	if res.Truncated {
 		s.be.Send(&pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: codeWarning,
-			Message: fmt.Sprintf("result truncated to its first %d rows (the server's row limit)", len(res.Rows)),
+			Message: fmt.Sprintf("result truncated to its first %d rows (%s)", len(res.Rows), res.TruncatedBy),
 			Hint:    "Add a LIMIT, filter or aggregate."})
 	}
 	s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.Itoa(n))})
