@@ -48,6 +48,9 @@ type Engine struct {
 	// KafkaOpts are added to every Kafka client the engine makes (the
 	// embedded broker's credentials and TLS).
 	KafkaOpts []kgo.Opt
+	// FunctionMemory bounds what function instances reserve together
+	// (--function-memory; see fn.Host.MemoryLimit).
+	FunctionMemory int64
 	// AllowExec enables exec functions (--allow-exec); without it their
 	// partitions retry with fn.ErrExecDisabled.
 	AllowExec bool
@@ -207,6 +210,7 @@ func (e *Engine) processorFor(spec Pipeline) (func() Processor, error) {
 			return nil, err
 		}
 		h.AllowExec = e.AllowExec
+		h.MemoryLimit = e.FunctionMemory
 		e.host = h
 	}
 	host := e.host

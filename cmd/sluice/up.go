@@ -59,6 +59,7 @@ type upConfig struct {
 	ingestMem   string
 	maxConns    int
 	budget      string
+	fnMemory    string
 	compact     time.Duration
 	retireGrace time.Duration
 
@@ -102,6 +103,9 @@ func (c *upConfig) validate() error {
 	}
 	if n, err := parseSize(c.budget); err != nil || n < 1<<20 {
 		errs = append(errs, fmt.Errorf("--memory-budget %q: want a size of at least 1MiB, like 512MiB", c.budget))
+	}
+	if n, err := parseSize(c.fnMemory); err != nil || n < 1<<20 {
+		errs = append(errs, fmt.Errorf("--function-memory %q: want a size of at least 1MiB, like 1GiB", c.fnMemory))
 	}
 	if c.compact < 0 {
 		errs = append(errs, errors.New("--compact-interval must not be negative"))
@@ -165,6 +169,7 @@ func commonFlags(fs *flag.FlagSet, c *upConfig) {
 	fs.StringVar(&c.resultBytes, "query-result-bytes", "64MiB", "memory one query's result may hold; past it the result is cut (truncated, with truncated_by)")
 	fs.IntVar(&c.queryConc, "query-concurrency", query.DefaultMaxConcurrent, "queries that run at once; more wait for a slot within --query-timeout")
 	fs.StringVar(&c.budget, "memory-budget", "512MiB", "rows buffered by all pipelines together before files are written early")
+	fs.StringVar(&c.fnMemory, "function-memory", "1GiB", "memory all function instances may reserve together (each its --memory; exec ones also 64 MiB for their output); past it an instance waits, its partition retrying")
 	fs.DurationVar(&c.compact, "compact-interval", 5*time.Minute, "how often each partition's owner merges its small table files, and unreferenced files are deleted (0: never)")
 	fs.DurationVar(&c.retireGrace, "retire-grace", sink.DefaultRetireGrace, "how long a file compaction replaced is kept for queries that still read it (longer than --query-timeout)")
 	fs.StringVar(&c.ingestMem, "ingest-memory", "256MiB", "bytes that HTTP ingest requests may hold together (each reserves twice its body); past it requests get 503 with Retry-After")
@@ -379,7 +384,8 @@ func up(c upConfig, log *slog.Logger) error {
 		engine.SessionTimeout = c.session
 		engine.FunctionCache = filepath.Join(c.data, "cache", "functions")
 		engine.AllowExec = c.allowExec
-		budget, _ := parseSize(c.budget) // validated
+		engine.FunctionMemory, _ = parseSize(c.fnMemory) // validated
+		budget, _ := parseSize(c.budget)                 // validated
 		engine.Budget = &sink.Budget{Limit: budget}
 		engine.CompactInterval = c.compact
 		engine.RetireGrace = c.retireGrace

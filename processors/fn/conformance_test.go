@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -366,5 +367,37 @@ func TestExecRelativeCacheDir(t *testing.T) {
 	inst := newInstance(t, load(t, h, Config{Runtime: RuntimeExec, Code: []byte(script), Timeout: 10 * time.Second}))
 	if res := invokeOK(t, inst, batch(0, `{}`)); len(res.Rows) != 1 {
 		t.Fatalf("rows %s", res.Rows)
+	}
+}
+
+// TestExecKillsEscapedChildren: a child that left the function's process
+// group (setsid) is killed with it all the same, at a timeout and when the
+// instance closes.
+func TestExecKillsEscapedChildren(t *testing.T) {
+	if _, err := exec.LookPath("setsid"); err != nil {
+		t.Skip("no setsid")
+	}
+	script := "#!/bin/sh\nsetsid sleep 300 </dev/null >/dev/null 2>&1 &\necho $! > child.pid\nwhile read -r line; do read -r env; sleep 30; done\n"
+	h := newHost(t)
+	inst := newInstance(t, load(t, h, Config{Runtime: RuntimeExec, Code: []byte(script), Timeout: 2 * time.Second}))
+	if ierr := invokeErr(t, inst, batch(0, `{}`)); ierr.Kind != KindTimeout {
+		t.Fatalf("got %s (%v)", ierr.Kind, ierr.Err)
+	}
+	pidText, err := os.ReadFile(inst.impl.(*execInstance).dir + "/work/child.pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	fmt.Sscan(string(pidText), &pid)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || strings.Contains(string(stat), ") Z ") { // gone, or a zombie waiting for init
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the setsid child %d is still alive", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -199,6 +202,7 @@ func (e *execInstance) stop() {
 // process is one running subprocess.
 type process struct {
 	cmd     *exec.Cmd
+	tag     string // processTagVar's value for it and its descendants
 	stdin   *os.File
 	stdout  *os.File
 	r       *bufio.Reader
@@ -232,8 +236,12 @@ func startProcess(path, dir, errPath string, env []string) (*process, error) {
 	}
 	defer inR.Close()
 	defer outW.Close()
+	// The tag follows the process's descendants through their environment,
+	// also those that leave its process group (setsid, daemons): kill finds
+	// them by it.
+	tag := newProcessTag()
 	cmd := exec.Command(path)
-	cmd.Dir, cmd.Env = dir, env
+	cmd.Dir, cmd.Env = dir, append(slices.Clip(env), processTagVar+"="+tag)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
 	cmd.SysProcAttr = sysProcAttr()
 	if err := startRetry(cmd); err != nil {
@@ -242,7 +250,7 @@ func startProcess(path, dir, errPath string, env []string) (*process, error) {
 		outR.Close()
 		return nil, fmt.Errorf("cannot start function process: %w", err)
 	}
-	p := &process{cmd: cmd, stdin: inW, stdout: outR, r: bufio.NewReaderSize(outR, 64<<10), errLog: errR, done: make(chan struct{})}
+	p := &process{cmd: cmd, tag: tag, stdin: inW, stdout: outR, r: bufio.NewReaderSize(outR, 64<<10), errLog: errR, done: make(chan struct{})}
 	go func() {
 		p.waitErr = cmd.Wait()
 		close(p.done)
@@ -320,6 +328,17 @@ func (p *process) readLog() []byte {
 
 func (p *process) kill() {
 	killGroup(p.cmd.Process.Pid)
+	killTagged(p.tag)
+}
+
+// processTagVar is the environment variable that tags a function process
+// and everything it starts.
+const processTagVar = "SLUICE_FUNCTION_PROCESS"
+
+func newProcessTag() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // waitState waits (killing the group if it takes over 2 s) for the process to

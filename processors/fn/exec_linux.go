@@ -1,7 +1,10 @@
 package fn
 
 import (
+	"bytes"
 	"fmt"
+	"os"
+	"strconv"
 	"syscall"
 	"unsafe"
 )
@@ -30,4 +33,33 @@ func setMemoryLimit(pid int, bytes int64) error {
 		return fmt.Errorf("cannot set memory limit: %w", errno)
 	}
 	return nil
+}
+
+// killTagged kills every process of this user whose environment holds
+// processTagVar=tag: a function's descendants, also those that left its
+// process group (setsid) or were re-parented. A process that cleared its
+// environment escapes; run functions that may do that in a container.
+func killTagged(tag string) {
+	want := []byte(processTagVar + "=" + tag)
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	self := os.Getpid()
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil {
+			continue // gone, or another user's
+		}
+		for _, kv := range bytes.Split(env, []byte{0}) {
+			if bytes.Equal(kv, want) {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+				break
+			}
+		}
+	}
 }

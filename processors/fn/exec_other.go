@@ -14,3 +14,7 @@ func killGroup(pid int) {
 
 // setMemoryLimit is not implemented outside Linux: Memory is not enforced.
 func setMemoryLimit(int, int64) error { return nil }
+
+// killTagged is not implemented outside Linux: descendants that left the
+// process group survive.
+func killTagged(string) {}

@@ -87,7 +87,7 @@ const (
 const LogTail = 64 << 10
 
 // MaxOutput bounds the bytes of rows one batch may produce.
-const MaxOutput = 256 << 20
+const MaxOutput = 64 << 20
 
 // InvokeError is returned for every failed batch. The instance that failed has
 // been discarded; the next Invoke starts a fresh one.

@@ -230,3 +230,43 @@ func TestClosed(t *testing.T) {
 		t.Fatal("Load after Close worked")
 	}
 }
+
+// TestFunctionMemoryLimit: instances reserve their memory limit from the
+// host's MemoryLimit when made and give it back when closed; one that does
+// not fit fails with ErrNoFunctionMemory, saying why.
+func TestFunctionMemoryLimit(t *testing.T) {
+	h := newHost(t)
+	h.MemoryLimit = 3 * 64 << 20
+	f := load(t, h, Config{Runtime: RuntimeWasm, Code: buildCode(t, "./testdata/conform", targetWarm), Memory: 64 << 20})
+	if f.Reservation() != 64<<20 {
+		t.Fatalf("reservation %d", f.Reservation())
+	}
+	var insts []*Instance
+	for range 3 {
+		inst, err := f.NewInstance(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		insts = append(insts, inst)
+	}
+	if _, err := f.NewInstance(context.Background()); !errors.Is(err, ErrNoFunctionMemory) || !strings.Contains(err.Error(), "reserved by the other instances") {
+		t.Fatalf("a 4th instance: %v", err)
+	}
+	insts[0].Close(context.Background())
+	insts[0].Close(context.Background()) // twice gives back once
+	inst, err := f.NewInstance(context.Background())
+	if err != nil {
+		t.Fatalf("after a Close: %v", err)
+	}
+	invokeOK(t, inst, batch(0, `{}`))
+	for _, i := range append(insts[1:], inst) {
+		i.Close(context.Background())
+	}
+	if h.Reserved() != 0 {
+		t.Fatalf("%d bytes still reserved", h.Reserved())
+	}
+	big := load(t, h, Config{Runtime: RuntimeWasm, Code: buildCode(t, "./testdata/conform", targetWarm), Memory: 256 << 20})
+	if _, err := big.NewInstance(context.Background()); !errors.Is(err, ErrNoFunctionMemory) || !strings.Contains(err.Error(), "over --function-memory") {
+		t.Fatalf("an instance over the whole limit: %v", err)
+	}
+}

@@ -19,6 +19,11 @@ type Host struct {
 	// AllowExec enables the exec runtime; without it an exec function
 	// fails to load (the server's --allow-exec).
 	AllowExec bool
+	// MemoryLimit bounds the memory all instances may use together
+	// (--function-memory; 0: no bound). Each instance reserves its
+	// Reservation when it is made, and gives it back at Close; one that
+	// does not fit fails with ErrNoFunctionMemory (its partition retries).
+	MemoryLimit int64
 
 	cacheDir string
 	cache    wazero.CompilationCache
@@ -32,6 +37,7 @@ type Host struct {
 	runtimes map[uint32]wazero.Runtime // by memory limit in pages
 	loads    map[loadKey]*loadEntry
 	execs    map[*execInstance]struct{} // live exec instances, stopped by Close
+	reserved int64                      // by live instances, of MemoryLimit
 }
 
 type loadKey struct {
@@ -237,6 +243,61 @@ func (f *Function) Config() Config { return f.cfg }
 // starts nothing: the guest starts at the first Invoke, and again after any
 // failure.
 func (f *Function) NewInstance(ctx context.Context) (*Instance, error) {
+	release, err := f.host.reserve(f.Reservation())
+	if err != nil {
+		return nil, err
+	}
+	inst, err := f.newInstance()
+	if err != nil {
+		release()
+		return nil, err
+	}
+	inst.release = release
+	return inst, nil
+}
+
+// Reservation is what one instance of f reserves of the host's
+// MemoryLimit: a wasm module's memory limit; an exec process's memory
+// limit plus the most output of a batch that is read (MaxOutput).
+func (f *Function) Reservation() int64 {
+	if f.wasm != nil {
+		return int64(memoryPages(f.cfg.Memory)) * pageSize
+	}
+	return max(f.cfg.Memory, 0) + MaxOutput
+}
+
+// ErrNoFunctionMemory wraps the error of an instance that does not fit the
+// host's MemoryLimit.
+var ErrNoFunctionMemory = errors.New("not enough function memory")
+
+func (h *Host) reserve(n int64) (release func(), err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.MemoryLimit > 0 && h.reserved+n > h.MemoryLimit {
+		if n > h.MemoryLimit {
+			return nil, fmt.Errorf("%w: one instance needs %d bytes, over --function-memory %d: lower the function's --memory or raise --function-memory", ErrNoFunctionMemory, n, h.MemoryLimit)
+		}
+		return nil, fmt.Errorf("%w: an instance needs %d bytes and %d of --function-memory %d are reserved by the other instances; it is tried again", ErrNoFunctionMemory, n, h.reserved, h.MemoryLimit)
+	}
+	h.reserved += n
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			h.mu.Lock()
+			h.reserved -= n
+			h.mu.Unlock()
+		})
+	}, nil
+}
+
+// Reserved is the memory live instances reserve now.
+func (h *Host) Reserved() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.reserved
+}
+
+func (f *Function) newInstance() (*Instance, error) {
 	var impl instanceImpl
 	switch {
 	case f.wasm != nil && f.mode == ModeWarm:

@@ -14,6 +14,7 @@ type Instance struct {
 	impl    instanceImpl
 	timeout time.Duration
 	closed  bool
+	release func() // gives back the instance's memory reservation
 }
 
 type instanceImpl interface {
@@ -60,6 +61,9 @@ func (i *Instance) Close(ctx context.Context) error {
 		return nil
 	}
 	i.closed = true
+	if i.release != nil {
+		defer i.release()
+	}
 	if err := i.impl.close(ctx); err != nil {
 		return fmt.Errorf("cannot close function instance: %w", err)
 	}
