@@ -56,6 +56,7 @@ type upConfig struct {
 	queryCache  string
 	resultBytes string
 	queryConc   int
+	pgIdle      time.Duration
 	ingestMem   string
 	maxConns    int
 	budget      string
@@ -164,6 +165,7 @@ func commonFlags(fs *flag.FlagSet, c *upConfig) {
 	fs.StringVar(&c.storage, "storage", "", "object storage for tables, registry and progress: a directory or s3://bucket/prefix?endpoint=host:port&path_style=true&insecure=true (default DATA/objects)")
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "HTTP address of the ingest, admin and query APIs")
 	fs.StringVar(&c.pgListen, "pg-listen", "127.0.0.1:5433", `Postgres wire protocol address for psql and SQL drivers (query role; no authentication); "off" disables it`)
+	fs.DurationVar(&c.pgIdle, "pg-idle-timeout", pgwire.DefaultIdleTimeout, "end a Postgres session idle that long between queries (FATAL 57P05); 0: never")
 	fs.StringVar(&c.queryMemory, "query-memory", "1GB", "DuckDB memory limit for all queries together")
 	fs.DurationVar(&c.queryTime, "query-timeout", time.Minute, "longest a query may run")
 	fs.StringVar(&c.resultBytes, "query-result-bytes", "64MiB", "memory one query's result may hold; past it the result is cut (truncated, with truncated_by)")
@@ -362,6 +364,10 @@ func up(c upConfig, log *slog.Logger) error {
 				pg.Keys = keys
 			}
 			pg.TLS = tlsConfig
+			pg.IdleTimeout = c.pgIdle
+			if c.pgIdle == 0 {
+				pg.IdleTimeout = -1 // never
+			}
 			go pg.Serve(pgln)
 			defer stopStep(log, "postgres listener", func() { pg.Close() })
 			upAttrs = append(upAttrs, "postgres", pgln.Addr().String())

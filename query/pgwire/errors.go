@@ -32,6 +32,7 @@ const (
 	codeNotSupported          = "0A000"
 	codeInsufficientPrivilege = "42501"
 	codeTooManyQueries        = "53400" // configuration_limit_exceeded: the key's usage plan
+	codeIdleTimeout           = "57P05" // idle_session_timeout
 	codeProtocol              = "08P01"
 	codeIOError               = "58030"
 	codeInternal              = "XX000"

@@ -69,6 +69,9 @@ import (
 	"github.com/sluice-dev/sluice/query"
 )
 
+// DefaultIdleTimeout is the default Server.IdleTimeout.
+const DefaultIdleTimeout = 10 * time.Minute
+
 // DefaultMaxConns is the default limit on concurrent sessions.
 const DefaultMaxConns = 64
 
@@ -105,6 +108,11 @@ type Server struct {
 	TLS *tls.Config
 	// RequireTLS refuses a session that did not set up TLS. It needs TLS.
 	RequireTLS bool
+	// IdleTimeout ends a session that sends nothing for that long between
+	// queries (FATAL 57P05, as Postgres's idle_session_timeout does), so
+	// idle clients cannot hold every session slot; 0: DefaultIdleTimeout,
+	// negative: never.
+	IdleTimeout time.Duration
 	// Log receives connection problems at debug level, and refused
 	// authentications at warning level; nil: slog.Default().
 	Log *slog.Logger

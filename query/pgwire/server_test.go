@@ -17,6 +17,7 @@ import (
 	duckdb "github.com/duckdb/duckdb-go/v2"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/sluice-dev/sluice/query"
@@ -481,4 +482,22 @@ func TestEmptyQuery(t *testing.T) {
 			t.Fatalf("%q: %v", q, err)
 		}
 	}
+}
+
+// TestIdleTimeout: a session that sends nothing between queries for
+// IdleTimeout is ended with FATAL 57P05 and frees its slot, so idle clients
+// cannot lock every other one out.
+func TestIdleTimeout(t *testing.T) {
+	url := startServer(t, query.Config{}, &Server{MaxConns: 1, IdleTimeout: 300 * time.Millisecond})
+	r := rawConnect(t, url)
+	r.exchange("a query", "Row(1:23/0) Data(31) Complete(SELECT 1) ReadyForQuery(I)", &pgproto3.Query{String: "select 1"})
+	// Then nothing: the server ends the session (the raw connection's
+	// deadline is 30 s).
+	msg, err := r.fe.Receive()
+	e, ok := msg.(*pgproto3.ErrorResponse)
+	if err != nil || !ok || e.Code != "57P05" || e.Severity != "FATAL" {
+		t.Fatalf("idle session got %T %+v, %v", msg, msg, err)
+	}
+	c2 := connect(t, url, pgx.QueryExecModeSimpleProtocol) // the slot is free again
+	c2.Close(context.Background())
 }

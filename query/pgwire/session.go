@@ -115,8 +115,21 @@ func (s *session) run() {
 	}
 	s.be.Send(&pgproto3.BackendKeyData{ProcessID: s.pid, SecretKey: s.secret})
 	s.ready()
+	idle := s.srv.IdleTimeout
+	if idle == 0 {
+		idle = DefaultIdleTimeout
+	}
 	for s.ioErr == nil {
+		if idle > 0 {
+			s.conn.SetReadDeadline(time.Now().Add(idle))
+		}
 		msg, err := s.be.Receive()
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			s.be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: codeIdleTimeout,
+				Message: fmt.Sprintf("terminating connection due to idle-session timeout (%s without a message)", idle)})
+			s.be.Flush()
+			return
+		}
 		if err != nil {
 			if !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, net.ErrClosed) {
 				s.srv.log().Debug("pgwire: connection ended", "pid", s.pid, "err", err)
