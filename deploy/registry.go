@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -51,6 +53,11 @@ type Registry struct {
 	changed   chan struct{} // closed and replaced on every change
 
 	fnMu sync.Mutex // serializes read-modify-write of functions
+
+	// Log gets a line whenever the set of unreadable objects changes (nil:
+	// none; read Broken).
+	Log    *slog.Logger
+	broken map[string]string // object key → why it cannot be read
 }
 
 // Open loads the registry from bucket.
@@ -63,25 +70,36 @@ func Open(ctx context.Context, bucket objstore.Bucket, topics TopicCreator) (*Re
 }
 
 // Reload reads every object of the registry from the store again.
+//
+// An object that cannot be decoded (a truncated write, a hand edit) is left
+// out, alone: the rest of the registry loads, and Broken names it with its
+// error until it is fixed, replaced (create it again) or deleted.
 func (r *Registry) Reload(ctx context.Context) error {
-	streams, err := load[Stream](ctx, r.bucket, "streams")
+	broken := map[string]string{}
+	streams, err := load[Stream](ctx, r.bucket, "streams", broken)
 	if err != nil {
 		return err
 	}
-	tables, err := load[Table](ctx, r.bucket, "tables")
+	tables, err := load[Table](ctx, r.bucket, "tables", broken)
 	if err != nil {
 		return err
 	}
-	pipelines, err := load[Pipeline](ctx, r.bucket, "pipelines")
+	pipelines, err := load[Pipeline](ctx, r.bucket, "pipelines", broken)
 	if err != nil {
 		return err
 	}
-	functions, err := load[Function](ctx, r.bucket, "functions")
+	functions, err := load[Function](ctx, r.bucket, "functions", broken)
 	if err != nil {
 		return err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if fmt.Sprint(broken) != fmt.Sprint(r.broken) && r.Log != nil {
+		for key, msg := range broken {
+			r.Log.Error("registry object is unreadable and left out: restore, recreate or delete it", "object", key, "err", msg)
+		}
+	}
+	r.broken = broken
 	same := fmt.Sprint(streams, tables, pipelines, functions) == fmt.Sprint(r.streams, r.tables, r.pipelines, r.functions)
 	r.streams, r.tables, r.pipelines, r.functions = streams, tables, pipelines, functions
 	if !same {
@@ -90,7 +108,7 @@ func (r *Registry) Reload(ctx context.Context) error {
 	return nil
 }
 
-func load[T any](ctx context.Context, b objstore.Bucket, kind string) (map[string]T, error) {
+func load[T any](ctx context.Context, b objstore.Bucket, kind string, broken map[string]string) (map[string]T, error) {
 	out := map[string]T{}
 	err := b.List(ctx, registryPrefix+kind+"/", func(key string) error {
 		data, err := b.Get(ctx, key)
@@ -99,7 +117,8 @@ func load[T any](ctx context.Context, b objstore.Bucket, kind string) (map[strin
 		}
 		var v T
 		if err := json.Unmarshal(data, &v); err != nil {
-			return fmt.Errorf("cannot decode registry object %q: %w", key, err)
+			broken[key] = fmt.Sprintf("cannot decode registry object %q: %v", key, err)
+			return nil
 		}
 		name := strings.TrimSuffix(key[strings.LastIndex(key, "/")+1:], ".json")
 		out[name] = v
@@ -114,6 +133,14 @@ func load[T any](ctx context.Context, b objstore.Bucket, kind string) (map[strin
 func (r *Registry) notifyLocked() {
 	close(r.changed)
 	r.changed = make(chan struct{})
+}
+
+// Broken returns the registry objects that could not be read at the last
+// Reload, each with its error.
+func (r *Registry) Broken() map[string]string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return maps.Clone(r.broken)
 }
 
 // Changed returns a channel that is closed at the next change.

@@ -146,3 +146,37 @@ func TestUpdateTableEvolution(t *testing.T) {
 		t.Fatalf("update of a missing table: %v", err)
 	}
 }
+
+// TestCorruptObjectStaysLocal: an unreadable registry object is left out
+// alone and named by Broken; the rest loads, and creating the object again
+// replaces it.
+func TestCorruptObjectStaysLocal(t *testing.T) {
+	b, _ := objstore.NewDir(t.TempDir())
+	var topics topicLog
+	r := openReg(t, b, &topics)
+	ctx := t.Context()
+	for _, name := range []string{"good", "bad"} {
+		if _, err := r.CreateStream(ctx, Stream{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Put(ctx, registryPrefix+"streams/bad.json", []byte(`{"name": "bad", "parti`)); err != nil {
+		t.Fatal(err)
+	}
+	r2 := openReg(t, b, &topics)
+	if _, ok := r2.Stream("good"); !ok {
+		t.Fatal("a readable stream was left out")
+	}
+	if _, ok := r2.Stream("bad"); ok {
+		t.Fatal("the corrupt stream loaded")
+	}
+	if msg := r2.Broken()[registryPrefix+"streams/bad.json"]; !strings.Contains(msg, "cannot decode") {
+		t.Fatalf("Broken: %v", r2.Broken())
+	}
+	if _, err := r2.CreateStream(ctx, Stream{Name: "bad"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.Reload(ctx); err != nil || len(r2.Broken()) != 0 {
+		t.Fatalf("after recreating it: %v %v", err, r2.Broken())
+	}
+}

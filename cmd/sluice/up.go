@@ -320,6 +320,10 @@ func up(c upConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	for key, msg := range reg.Broken() {
+		log.Error("registry object is unreadable and left out: restore, recreate or delete it", "object", key, "err", msg)
+	}
+	reg.Log = log
 	reg.CheckWasm = fn.CheckModule
 	reg.AllowExec = c.allowExec
 	if c.provision {
