@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 type ctxKey struct{}
@@ -36,6 +37,37 @@ type Guard struct {
 	Store *Store
 	// Audit gets a line for every refused request and every admin change.
 	Audit *slog.Logger
+	// Events, when set, also gets each of them (the audit table).
+	Events func(Event)
+}
+
+// Event is one line of the audit log: an admin change, or a request (or a
+// login) that was refused.
+type Event struct {
+	Time     time.Time `json:"time"`
+	Key      string    `json:"key,omitempty"` // the key's id ("": none or unknown)
+	Listener string    `json:"listener"`      // http, postgres
+	Action   string    `json:"action"`        // the HTTP method, or "login"
+	Object   string    `json:"object"`        // the path, or the user name
+	Allowed  bool      `json:"allowed"`
+	Status   int       `json:"status,omitempty"`
+	Remote   string    `json:"remote,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+}
+
+func (g *Guard) record(ev Event) {
+	ev.Time = time.Now().UTC()
+	if g.Audit != nil {
+		level := slog.LevelInfo
+		if !ev.Allowed {
+			level = slog.LevelWarn
+		}
+		g.Audit.Log(context.Background(), level, "audit", "key", ev.Key, "action", ev.Action, "object", ev.Object,
+			"allowed", ev.Allowed, "status", ev.Status, "remote", ev.Remote)
+	}
+	if g.Events != nil {
+		g.Events(ev)
+	}
 }
 
 // Require serves h to requests whose key may do kind (admin, ingest,
@@ -66,8 +98,8 @@ func (g *Guard) Require(kind string, name func(*http.Request) string, h http.Han
 				return
 			}
 		}
-		if kind == "admin" && r.Method != http.MethodGet && r.Method != http.MethodHead && g.Audit != nil {
-			g.Audit.Info("audit", "key", p.KeyID, "action", r.Method, "object", r.URL.Path, "allowed", true)
+		if kind == "admin" && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			g.record(Event{Key: p.KeyID, Listener: "http", Action: r.Method, Object: r.URL.Path, Allowed: true, Remote: r.RemoteAddr})
 		}
 		h.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
 	})
@@ -118,9 +150,7 @@ func (g *Guard) principal(r *http.Request) (*Principal, error) {
 }
 
 func (g *Guard) refuse(w http.ResponseWriter, r *http.Request, keyID string, status int, msg string) {
-	if g.Audit != nil {
-		g.Audit.Warn("audit", "key", keyID, "action", r.Method, "object", r.URL.Path, "allowed", false, "status", status, "remote", r.RemoteAddr)
-	}
+	g.record(Event{Key: keyID, Listener: "http", Action: r.Method, Object: r.URL.Path, Status: status, Remote: r.RemoteAddr, Reason: msg})
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
 	}

@@ -35,8 +35,11 @@ const deadLetterPartitions = 1
 func DeadLetterStream(table string) string { return DeadLetterPrefix + table }
 
 // InternalStream reports whether stream is one sluice creates and writes
-// itself (a dead-letter table's stream): not for producers.
-func InternalStream(stream string) bool { return strings.HasPrefix(stream, DeadLetterPrefix) }
+// itself (a dead-letter table's stream, the audit stream): not for
+// producers.
+func InternalStream(stream string) bool {
+	return strings.HasPrefix(stream, DeadLetterPrefix) || strings.HasPrefix(stream, InternalPrefix)
+}
 
 // DeadLetterSchema is the schema of a dead-letter table: one row per record
 // given up. The record's columns are named as in the envelope a function

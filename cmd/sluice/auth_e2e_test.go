@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -126,6 +127,21 @@ func TestScopedKeys(t *testing.T) {
 	if !strings.Contains(s.Log(), "key="+ingest.ID) || !strings.Contains(s.Log(), "allowed=false") {
 		t.Errorf("the audit log does not show the refusals of key %s", ingest.ID)
 	}
+	// The audit table has them too, and the admin changes.
+	e2e.WaitFor(t, time.Minute, "the audit table to hold the refusals and the revocation", func() error {
+		refused, err := s.Count("select count(*) from sluice_audit where key = '" + ingest.ID + "' and not allowed and status = 403")
+		if err != nil {
+			return err
+		}
+		revoked, err := s.Count("select count(*) from sluice_audit where allowed and action = 'DELETE' and object = '/v1/keys/" + ingest.ID + "'")
+		if err != nil {
+			return err
+		}
+		if refused < 4 || revoked != 1 {
+			return fmt.Errorf("%w: %d refusals, %d revocations", errNotYet, refused, revoked)
+		}
+		return nil
+	})
 	var keys []auth.KeyInfo
 	if code, body := s.Get("/v1/keys", &keys); code != 200 || strings.Contains(body, reader.Key) || strings.Contains(body, "hash") {
 		t.Fatalf("GET /v1/keys: %d %s", code, body)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -324,6 +326,12 @@ func up(c upConfig, log *slog.Logger) error {
 		log.Error("registry object is unreadable and left out: restore, recreate or delete it", "object", key, "err", msg)
 	}
 	reg.Log = log
+	if keys != nil {
+		if err := reg.EnsureAudit(ctx); err != nil {
+			return fmt.Errorf("cannot create the audit table: %w", err)
+		}
+		guard.Events = auditTo(producer, log)
+	}
 	reg.CheckWasm = fn.CheckModule
 	reg.AllowExec = c.allowExec
 	if c.provision {
@@ -368,6 +376,7 @@ func up(c upConfig, log *slog.Logger) error {
 				pg.Keys = keys
 			}
 			pg.TLS = tlsConfig
+			pg.Audit = guard.Events
 			pg.IdleTimeout = c.pgIdle
 			if c.pgIdle == 0 {
 				pg.IdleTimeout = -1 // never
@@ -564,4 +573,24 @@ func (c upConfig) externalKafka() ([]kgo.Opt, error) {
 		return nil, fmt.Errorf("--kafka-sasl-mechanism: %w", err)
 	}
 	return opts, nil
+}
+
+// auditTo returns what sends audit events to the audit stream, without
+// waiting: past the producer's buffer (a flood of refused requests) events
+// are dropped from the table, counted in the log; the audit log lines stay.
+func auditTo(producer *kgo.Client, log *slog.Logger) func(auth.Event) {
+	var dropped atomic.Int64
+	return func(ev auth.Event) {
+		data, err := json.Marshal(ev)
+		if err != nil {
+			return
+		}
+		producer.TryProduce(context.Background(), &kgo.Record{Topic: deploy.AuditStream, Value: data}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				if n := dropped.Add(1); n == 1 || n%1000 == 0 {
+					log.Warn("audit events not written to the audit table", "dropped", n, "err", err)
+				}
+			}
+		})
+	}
 }

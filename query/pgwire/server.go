@@ -69,6 +69,13 @@ import (
 	"github.com/sluice-dev/sluice/query"
 )
 
+func (s *Server) audit(ev auth.Event) {
+	if s.Audit != nil {
+		ev.Time = time.Now().UTC()
+		s.Audit(ev)
+	}
+}
+
 // DefaultIdleTimeout is the default Server.IdleTimeout.
 const DefaultIdleTimeout = 10 * time.Minute
 
@@ -116,6 +123,8 @@ type Server struct {
 	// Log receives connection problems at debug level, and refused
 	// authentications at warning level; nil: slog.Default().
 	Log *slog.Logger
+	// Audit, when set, gets each refused login (the audit table).
+	Audit func(auth.Event)
 
 	mockOnce   sync.Once
 	mockSecret []byte // makes the salts of unknown users (mockCredential)
@@ -245,6 +254,7 @@ func (s *Server) handle(c net.Conn) {
 	user := startup.Parameters["user"]
 	if s.RequireTLS && !secure {
 		s.log().Warn("pgwire: refused a connection without TLS", "remote", c.RemoteAddr().String(), "user", logUser(user))
+		s.audit(auth.Event{Listener: "postgres", Action: "login", Object: logUser(user), Remote: c.RemoteAddr().String(), Reason: "no TLS"})
 		refuse(&pgError{severity: "FATAL", code: codeInvalidAuthorization,
 			msg:  "this sluice server accepts only TLS connections: connect with sslmode=require (or verify-ca, verify-full)",
 			hint: "Set sslmode=require in the connection string, or PGSSLMODE=require."})
@@ -255,6 +265,7 @@ func (s *Server) handle(c net.Conn) {
 		p, fail := s.authenticate(ctx, be, user)
 		if fail != nil {
 			s.log().Warn("pgwire: authentication failed", "remote", c.RemoteAddr().String(), "user", logUser(user), "tls", secure, "err", fail.reason)
+			s.audit(auth.Event{Listener: "postgres", Action: "login", Object: logUser(user), Remote: c.RemoteAddr().String(), Reason: fail.reason.Error()})
 			refuse(fail.resp)
 			return
 		}
