@@ -132,7 +132,7 @@ func newCommand(name string) command {
 	return command{fs: fs,
 		server:  fs.String("server", defaultServer(), "sluice server URL ($SLUICE_SERVER)"),
 		keyFlag: fs.String("key", "", "API key (default $SLUICE_KEY, else the contents of --key-file)"),
-		keyFile: fs.String("key-file", defaultKeyFile(), "file holding the API key (the admin key `sluice up` writes to DATA/admin.key; $SLUICE_DATA sets DATA)"),
+		keyFile: fs.String("key-file", defaultKeyFile(), "file holding the API key (the admin key sluice up writes to DATA/admin.key; $SLUICE_DATA sets DATA)"),
 	}
 }
 
@@ -156,14 +156,30 @@ func (c command) key() (string, error) {
 	return strings.TrimSpace(string(data)), nil
 }
 
+// serverURL is --server, with http:// in front when it names no scheme
+// (--server localhost:8080).
+func (c command) serverURL() string {
+	s := strings.TrimRight(*c.server, "/")
+	if !strings.Contains(s, "://") {
+		s = "http://" + s
+	}
+	return s
+}
+
 // admin returns the admin API client for c's flags (parsed).
 func (c command) admin() admin {
 	key, err := c.key()
-	return admin{server: *c.server, key: key, keyErr: err}
+	return admin{server: c.serverURL(), key: key, keyErr: err}
 }
 
-// parse parses args and checks the number of positional arguments.
+// parse parses args and checks the number of positional arguments. usage
+// ("stream create NAME [--partitions N]") is also what -h prints, with the
+// flags.
 func (c command) parse(args []string, want int, usage string) ([]string, error) {
+	c.fs.Usage = func() {
+		fmt.Fprintf(c.fs.Output(), "Usage: sluice %s\n\nFlags:\n", usage)
+		c.fs.PrintDefaults()
+	}
 	pos, err := parseInterleaved(c.fs, args)
 	if err != nil {
 		return nil, err
@@ -218,6 +234,9 @@ func streamCommands() func([]string) error {
 		pos, err := c.parse(args, 1, "stream create NAME [--partitions N] [--retention DUR]")
 		if err != nil {
 			return err
+		}
+		if *partitions < 1 {
+			return fmt.Errorf("--partitions %d: a stream needs at least 1 partition", *partitions)
 		}
 		return c.admin().call("POST", "/v1/streams", deploy.Stream{Name: pos[0], Partitions: int32(*partitions), Retention: deploy.Duration(*retention)})
 	}
@@ -345,6 +364,9 @@ func fnCommands() func([]string) error {
 		if err != nil {
 			return err
 		}
+		if *runtime == "" || *code == "" {
+			return errors.New("--runtime wasm|exec and --code PATH are required")
+		}
 		var mem int64
 		if *memory != "" {
 			if mem, err = parseSize(*memory); err != nil {
@@ -373,6 +395,9 @@ func fnCommands() func([]string) error {
 		pos, err := c.parse(args, 2, "fn alias NAME ALIAS --version N")
 		if err != nil {
 			return err
+		}
+		if *version < 1 {
+			return errors.New("--version N is required: the published version (1, 2, ...) the alias points at; fn publish prints it")
 		}
 		return c.admin().call("PUT", "/v1/functions/"+url.PathEscape(pos[0])+"/aliases/"+url.PathEscape(pos[1]), map[string]int{"version": *version})
 	}

@@ -6,10 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -75,8 +75,11 @@ func runSQL(args []string) error {
 	if err != nil {
 		return err
 	}
-	qc := &query.Client{BaseURL: strings.TrimRight(*c.server, "/"), Key: key}
+	qc := &query.Client{BaseURL: c.serverURL(), Key: key}
 	res, err := qc.Query(ctx, pos[0])
+	if opErr := (*net.OpError)(nil); errors.As(err, &opErr) {
+		return fmt.Errorf("%w (is sluice up there? set --server or SLUICE_SERVER)", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -108,7 +111,7 @@ func runPut(args []string) error {
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
-	ic := &ingest.Client{BaseURL: strings.TrimRight(*c.server, "/"), BatchRecords: *batch, Key: key}
+	ic := &ingest.Client{BaseURL: c.serverURL(), BatchRecords: *batch, Key: key}
 	sum, err := ic.Put(ctx, pos[0], in)
 	for _, f := range sum.Failures {
 		fmt.Fprintln(os.Stderr, f)

@@ -3,8 +3,11 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"os"
+	"runtime/debug"
 )
 
 const usage = `sluice: streams in, functions on them, Parquet out, SQL over it.
@@ -31,6 +34,7 @@ Usage:
   sluice stream|table|pipeline|fn list | show NAME
   sluice key create --scope admin|ingest:STREAM|query:TABLE [--scope ...] [--name N] [--expires DUR|TIME]
   sluice key limits ID [--ingest-rps N] [--ingest-bytes-per-sec SIZE] [--queries-per-minute N]
+  sluice version
   sluice key list | revoke ID | id    (id: the ID of the CLI's key, its Postgres/Kafka user name)
 
 Client commands talk to --server (default $SLUICE_SERVER, else http://127.0.0.1:8080)
@@ -54,6 +58,7 @@ func main() {
 		"pipeline": pipelineCommands(),
 		"fn":       fnCommands(),
 		"key":      keyCommands(),
+		"version":  runVersion,
 	}
 	name, args := os.Args[1], os.Args[2:]
 	if name == "-h" || name == "--help" || name == "help" {
@@ -66,7 +71,36 @@ func main() {
 		os.Exit(2)
 	}
 	if err := cmd(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return // -h printed the command's usage
+		}
 		fmt.Fprintf(os.Stderr, "sluice %s: %v\n", name, err)
 		os.Exit(1)
 	}
+}
+
+// version is set at build time (-ldflags "-X main.version=v1.2.3"); else
+// the module version or VCS revision from the build info is printed.
+var version = ""
+
+func runVersion(args []string) error {
+	v := version
+	info, ok := debug.ReadBuildInfo()
+	if v == "" && ok {
+		v = info.Main.Version
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" && (v == "" || v == "(devel)") {
+				v = "devel " + s.Value
+			}
+		}
+	}
+	if v == "" {
+		v = "devel"
+	}
+	goVersion := ""
+	if ok {
+		goVersion = " " + info.GoVersion
+	}
+	fmt.Printf("sluice %s%s\n", v, goVersion)
+	return nil
 }

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/sluice-dev/sluice/internal/e2e"
+)
+
+// TestCLIHabits: -h exits 0 with the command's usage and flags, version
+// prints one, missing or impossible flag values are named, and --server
+// without a scheme works.
+func TestCLIHabits(t *testing.T) {
+	out, stderr, err := e2e.Run(t, t.Context(), nil, "stream", "create", "-h")
+	if err != nil || !strings.Contains(out+stderr, "Usage: sluice stream create NAME") || !strings.Contains(out+stderr, "-partitions") {
+		t.Fatalf("stream create -h: %v\n%s%s", err, out, stderr)
+	}
+	if out, _, err := e2e.Run(t, t.Context(), nil, "version"); err != nil || !strings.HasPrefix(out, "sluice ") {
+		t.Fatalf("version: %v %q", err, out)
+	}
+	if _, _, err := e2e.Run(t, t.Context(), nil, "up", "--help"); err != nil {
+		t.Fatalf("up --help: %v", err)
+	}
+	s := e2e.Up(t, t.TempDir())
+	bare := s.HTTPAddr // no http://
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"stream", "create", "x", "--partitions", "0"}, "--partitions 0"},
+		{[]string{"fn", "deploy", "f"}, "--code PATH are required"},
+		{[]string{"fn", "alias", "f", "live"}, "--version N is required"},
+		{[]string{"sql", "select 1", "--server", "127.0.0.1:1"}, "set --server"},
+	} {
+		args := c.args
+		if !strings.Contains(strings.Join(args, " "), "--server") {
+			args = append(args, "--server", bare)
+		}
+		_, stderr, err := e2e.Run(t, t.Context(), nil, args...)
+		if err == nil || !strings.Contains(stderr, c.want) {
+			t.Errorf("sluice %s: %v, stderr %q, want it to say %q", strings.Join(c.args, " "), err, stderr, c.want)
+		}
+	}
+	if out, stderr, err := e2e.Run(t, t.Context(), nil, "stream", "list", "--server", bare); err != nil || !strings.Contains(out, `"logs"`) {
+		t.Fatalf("--server %s: %v %s", bare, err, stderr)
+	}
+}
