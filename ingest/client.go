@@ -18,6 +18,8 @@ type Client struct {
 	HTTP    *http.Client
 	// Key is the API key sent as "Authorization: Bearer KEY" ("": none).
 	Key string
+	// Raw sends the lines as text/plain: each is a record {"message": line}.
+	Raw bool
 	// BatchRecords and BatchBytes bound each request (defaults 1000 and 4 MiB).
 	BatchRecords int
 	BatchBytes   int
@@ -83,6 +85,9 @@ func (c *Client) send(ctx context.Context, stream string, body []byte, lines []i
 		return err
 	}
 	req.Header.Set("Content-Type", "application/x-ndjson")
+	if c.Raw {
+		req.Header.Set("Content-Type", "text/plain")
+	}
 	if c.Key != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Key)
 	}

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -92,12 +94,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	isNDJSON := ct == "application/x-ndjson" || ct == "application/ndjson" || ct == "application/jsonl" || ct == "application/x-jsonlines"
-	if !isNDJSON && ct != "application/json" {
-		writeError(w, http.StatusUnsupportedMediaType, "unsupported Content-Type %q: use application/json for {\"records\":[...]} or application/x-ndjson for one JSON record per line", ct)
+	isText := ct == "text/plain"
+	if !isNDJSON && !isText && ct != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, "unsupported Content-Type %q: use application/json for {\"records\":[...]}, application/x-ndjson for one JSON record per line, or text/plain for raw lines", ct)
+		return
+	}
+	gzipped := false
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+	case "gzip":
+		gzipped = true
+	default:
+		writeError(w, http.StatusUnsupportedMediaType, "unsupported Content-Encoding %q: send the body as is or gzip", enc)
 		return
 	}
 	need := reservation(MaxBodyBytes)
-	if r.ContentLength >= 0 && r.ContentLength <= MaxBodyBytes {
+	if r.ContentLength >= 0 && r.ContentLength <= MaxBodyBytes && !gzipped {
 		need = reservation(r.ContentLength)
 	}
 	if !h.limiter().acquire(r.Context(), need) {
@@ -106,7 +118,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.limiter().release(need)
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	in := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	if gzipped {
+		// The limits apply to the inflated bytes.
+		gz, err := gzip.NewReader(in)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "cannot read gzip body: %v", err)
+			return
+		}
+		in = http.MaxBytesReader(w, gz, MaxBodyBytes)
+	}
+	body, err := io.ReadAll(in)
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		writeError(w, http.StatusRequestEntityTooLarge, "body is over the %d-byte limit; nothing was accepted, split it into smaller requests", MaxBodyBytes)
@@ -118,9 +140,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	keyField := r.URL.Query().Get("key")
 	var items []item
-	if isNDJSON {
+	switch {
+	case isText:
+		items, err = parseText(body)
+	case isNDJSON:
 		items, err = parseNDJSON(body, keyField)
-	} else {
+	default:
 		items, err = parseJSON(body, keyField)
 	}
 	if errors.Is(err, errTooManyRecords) {

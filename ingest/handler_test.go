@@ -1,11 +1,15 @@
 package ingest_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -224,7 +228,7 @@ func TestRequestErrors(t *testing.T) {
 	f(http.MethodGet, url, "", "", http.StatusMethodNotAllowed, "use POST")
 	f(http.MethodPut, url, "application/json", ok, http.StatusMethodNotAllowed, "use POST")
 	f(http.MethodPost, "/v1/streams/nope/records", "application/json", ok, http.StatusNotFound, `stream "nope" does not exist`)
-	f(http.MethodPost, url, "text/plain", `{}`, http.StatusUnsupportedMediaType, `unsupported Content-Type "text/plain"`)
+	f(http.MethodPost, url, "text/csv", `{}`, http.StatusUnsupportedMediaType, `unsupported Content-Type "text/csv"`)
 	f(http.MethodPost, url, "", `{}`, http.StatusUnsupportedMediaType, `unsupported Content-Type ""`)
 	f(http.MethodPost, url, "application/json; =", ok, http.StatusUnsupportedMediaType, "cannot parse Content-Type")
 	f(http.MethodPost, url, "application/x-ndjson", "", http.StatusBadRequest, "body has no records")
@@ -324,5 +328,53 @@ func TestIngestMemoryBound(t *testing.T) {
 	}
 	if r := do(t, mux, http.MethodPost, "/v1/streams/logs/records", "application/x-ndjson", []byte(`{"n":2}`)); r.status != http.StatusOK {
 		t.Fatalf("after the first: %d %s", r.status, r.body)
+	}
+}
+
+// TestRawTextLines: a text/plain body's lines (CRLF or LF) are records of
+// their own, {"message": line}; blank lines are skipped.
+func TestRawTextLines(t *testing.T) {
+	p := newProducer()
+	h := newHandler(p)
+	body := "Dec  3 12:00:01 host sshd[42]: accepted\r\n\r\nplain \"quoted\" line\n\xff bad utf-8\n"
+	r := do(t, h, http.MethodPost, "/v1/streams/logs/records", "text/plain; charset=utf-8", []byte(body))
+	if r.status != 200 || len(r.resp.Records) != 3 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	want := []string{"Dec  3 12:00:01 host sshd[42]: accepted", `plain "quoted" line`, "\ufffd bad utf-8"}
+	for i, rec := range p.produced() {
+		var v struct{ Message string }
+		if err := json.Unmarshal(rec.Value, &v); err != nil || v.Message != want[i] {
+			t.Errorf("record %d: %s (%v), want message %q", i, rec.Value, err, want[i])
+		}
+	}
+}
+
+// TestGzipBody: a gzip body is inflated, and the body limit applies to the
+// inflated bytes.
+func TestGzipBody(t *testing.T) {
+	p := newProducer()
+	h := newHandler(p)
+	gz := func(b []byte) []byte {
+		var buf bytes.Buffer
+		w := gzip.NewWriter(&buf)
+		w.Write(b)
+		w.Close()
+		return buf.Bytes()
+	}
+	send := func(body []byte) reply {
+		req := httptest.NewRequest(http.MethodPost, "/v1/streams/logs/records", bytes.NewReader(gz(body)))
+		req.Header.Set("Content-Type", "application/x-ndjson")
+		req.Header.Set("Content-Encoding", "gzip")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return reply{status: rec.Code, body: rec.Body.String()}
+	}
+	if r := send([]byte(`{"a":1}` + "\n" + `{"a":2}` + "\n")); r.status != 200 || len(p.produced()) != 2 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	bomb := bytes.Repeat([]byte(" "), ingest.MaxBodyBytes+1) // 32 MiB of spaces: a few KiB gzipped
+	if r := send(bomb); r.status != 413 {
+		t.Fatalf("an inflated body over the limit: %d %s", r.status, r.body)
 	}
 }

@@ -214,3 +214,39 @@ func describeJSONError(body []byte, err error) error {
 	col := off - int64(bytes.LastIndexByte(body[:off], '\n'))
 	return fmt.Errorf("invalid JSON body at line %d, column %s: %w", line, strconv.FormatInt(col, 10), err)
 }
+
+// parseText reads a text/plain body: each line (ending in \n or \r\n) that
+// is not blank is one record, {"message": line}, so raw log lines land in
+// the log schema's message column. Invalid UTF-8 is replaced (U+FFFD).
+func parseText(body []byte) ([]item, error) {
+	if countLines(body, MaxRecords) > MaxRecords {
+		return nil, errTooManyRecords
+	}
+	var items []item
+	line := 0
+	for len(body) > 0 {
+		line++
+		var raw []byte
+		if i := bytes.IndexByte(body, '\n'); i >= 0 {
+			raw, body = body[:i], body[i+1:]
+		} else {
+			raw, body = body, nil
+		}
+		raw = bytes.TrimSuffix(raw, []byte("\r"))
+		if len(bytes.TrimSpace(raw)) == 0 {
+			continue
+		}
+		where := fmt.Sprintf("line %d", line)
+		if len(raw) > MaxRecordBytes {
+			items = append(items, fail(CodeTooLarge, 413, "%s: record is %d bytes, over the %d-byte limit", where, len(raw), MaxRecordBytes))
+			continue
+		}
+		value, _ := json.Marshal(map[string]string{"message": string(raw)})
+		if len(value) > MaxRecordBytes {
+			items = append(items, fail(CodeTooLarge, 413, "%s: record is %d bytes as JSON, over the %d-byte limit", where, len(value), MaxRecordBytes))
+			continue
+		}
+		items = append(items, item{value: value})
+	}
+	return items, nil
+}

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-dev/sluice/internal/e2e"
 )
@@ -43,5 +47,24 @@ func TestCLIHabits(t *testing.T) {
 	}
 	if out, stderr, err := e2e.Run(t, t.Context(), nil, "stream", "list", "--server", bare); err != nil || !strings.Contains(out, `"logs"`) {
 		t.Fatalf("--server %s: %v %s", bare, err, stderr)
+	}
+}
+
+// TestPutRaw: `sluice put --raw` of a CRLF log file makes every line a row
+// with its text in message.
+func TestPutRaw(t *testing.T) {
+	s := e2e.Up(t, t.TempDir())
+	file := filepath.Join(t.TempDir(), "syslog.txt")
+	var lines []string
+	for i := range 30 {
+		lines = append(lines, fmt.Sprintf("Dec  3 12:00:%02d host sshd[%d]: raw line %d", i, 100+i, i))
+	}
+	os.WriteFile(file, []byte(strings.Join(lines, "\r\n")+"\r\n"), 0o644)
+	if out, stderr, err := e2e.Run(t, t.Context(), nil, "put", "logs", file, "--raw", "--server", s.URL()); err != nil {
+		t.Fatalf("put --raw: %v\n%s%s", err, out, stderr)
+	}
+	s.WaitCount("select count(*) from logs where message like '%raw line%'", 30, time.Minute)
+	if n, err := s.Count("select count(*) from logs where message = '" + lines[7] + "'"); err != nil || n != 1 {
+		t.Fatalf("line 8 as its message: %d, %v", n, err)
 	}
 }

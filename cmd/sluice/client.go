@@ -89,6 +89,7 @@ func runSQL(args []string) error {
 func runPut(args []string) error {
 	c := newCommand("put")
 	batch := c.fs.Int("batch", 1000, "records per request")
+	raw := c.fs.Bool("raw", false, "send each line as it is (text/plain): it becomes a record {\"message\": line}")
 	pos, err := parseInterleaved(c.fs, args)
 	if err != nil {
 		return err
@@ -111,7 +112,7 @@ func runPut(args []string) error {
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
-	ic := &ingest.Client{BaseURL: c.serverURL(), BatchRecords: *batch, Key: key}
+	ic := &ingest.Client{BaseURL: c.serverURL(), BatchRecords: *batch, Key: key, Raw: *raw}
 	sum, err := ic.Put(ctx, pos[0], in)
 	for _, f := range sum.Failures {
 		fmt.Fprintln(os.Stderr, f)
