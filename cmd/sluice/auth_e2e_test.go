@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -108,6 +109,28 @@ func TestScopedKeys(t *testing.T) {
 	}
 	if code := status(t, s, "POST", "/v1/streams/clicks/records", "application/x-ndjson", `{"user":"bob"}`, reader.Key); code != 403 {
 		t.Errorf("query:clicks ingesting: %d", code)
+	}
+	// The same over Postgres, with psql: clicks is read, logs refused
+	// clearly, a wrong key refused at login.
+	if psql, err := exec.LookPath("psql"); err == nil {
+		host, port, _ := net.SplitHostPort(s.PGAddr)
+		run := func(key, sql string) (string, error) {
+			cmd := exec.CommandContext(t.Context(), psql, "-h", host, "-p", port, "-U", auth.IDOf(key), "-d", "sluice", "-At", "-c", sql)
+			cmd.Env = append(os.Environ(), "PGPASSWORD="+key, "PGCONNECT_TIMEOUT=10", "PSQLRC=/dev/null", "PGSSLMODE=prefer", "PGOPTIONS=")
+			out, err := cmd.CombinedOutput()
+			return string(out), err
+		}
+		if out, err := run(reader.Key, "select count(*) from clicks"); err != nil || strings.TrimSpace(out) != "1" {
+			t.Errorf("psql, query:clicks reading clicks: %v %s", err, out)
+		}
+		if out, err := run(reader.Key, "select count(*) from logs"); err == nil || !strings.Contains(out, `table "logs" is not one the key may query`) {
+			t.Errorf("psql, query:clicks reading logs: %v %s", err, out)
+		}
+		if out, err := run(reader.Key+"x", "select 1"); err == nil || !strings.Contains(out, "password authentication failed") {
+			t.Errorf("psql with a wrong key: %v %s", err, out)
+		}
+	} else if os.Getenv("SLUICE_REQUIRE_PSQL") != "" {
+		t.Fatal("psql is not installed but SLUICE_REQUIRE_PSQL is set")
 	}
 
 	cli(t, s, "key", "revoke", ingest.ID)
