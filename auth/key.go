@@ -196,11 +196,20 @@ func (p *Principal) Can(kind, name string) bool {
 		return false
 	}
 	for _, s := range p.scopes {
-		if s.Kind == "admin" || s.Kind == kind && (s.Name == "*" || name == "" || strings.EqualFold(s.Name, name)) {
+		if s.Kind == "admin" || s.Kind == kind && (s.Name == "*" || name == "" || sameName(kind, s.Name, name)) {
 			return true
 		}
 	}
 	return false
+}
+
+// sameName compares object names as their systems do: streams (Kafka
+// topics) exactly, tables (DuckDB identifiers) without case.
+func sameName(kind, a, b string) bool {
+	if kind == "query" {
+		return strings.EqualFold(a, b)
+	}
+	return a == b
 }
 
 // Everything reports whether p may do kind on every object (ingest:* or
