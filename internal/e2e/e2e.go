@@ -239,21 +239,26 @@ func (s *Server) Signal(sig syscall.Signal) {
 
 // PeakRSS is the server process's peak resident memory so far (VmHWM), in
 // bytes.
-func (s *Server) PeakRSS() int64 {
+func (s *Server) PeakRSS() int64 { return s.status("VmHWM:") }
+
+// RSS is the server process's resident memory now (VmRSS), in bytes.
+func (s *Server) RSS() int64 { return s.status("VmRSS:") }
+
+func (s *Server) status(field string) int64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
 	if err != nil {
 		s.t.Fatalf("cannot read the server's memory: %v", err)
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			if err != nil {
-				s.t.Fatalf("VmHWM %q: %v", v, err)
+				s.t.Fatalf("%s %q: %v", field, v, err)
 			}
 			return kb << 10
 		}
 	}
-	s.t.Fatal("no VmHWM in /proc/PID/status")
+	s.t.Fatalf("no %s in /proc/PID/status", field)
 	return 0
 }
 
