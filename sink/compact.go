@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"path"
 	"slices"
@@ -250,86 +252,94 @@ func (w *Writer) dropRetired(ctx context.Context) error {
 	return nil
 }
 
-// mergeFiles reads run's files and encodes their rows as one Parquet file
-// with the table's Arrow schema (Parquet readers return JSON columns as
-// plain binary; without it JSON would turn into BLOB). nil data: a file of
-// another schema, nothing to merge.
+// mergeFiles streams run's files, one record batch at a time, into one
+// Parquet file with the table's Arrow schema (Parquet readers return JSON
+// columns as plain binary; without it JSON would turn into BLOB). What it
+// holds at once is one input file's bytes, one batch, the row group being
+// written and the output so far: not the run's rows, which zstd may have
+// compressed twenty-fold (reading whole runs held gigabytes). nil data: a
+// file of another schema, nothing to merge.
 func (w *Writer) mergeFiles(ctx context.Context, run []FileEntry) ([]byte, int64, error) {
 	target := w.cfg.Schema.ArrowSchema()
-	var recs []arrow.RecordBatch
-	var readers []*file.Reader
+	var buf bytes.Buffer
+	var pw *pqarrow.FileWriter
 	defer func() {
-		release(recs)
-		// The readers own buffers the batches point into: close them last.
-		for _, r := range readers {
-			r.Close()
+		if pw != nil {
+			pw.Close()
 		}
 	}()
 	var rows int64
 	for _, f := range run {
-		batches, pf, err := readParquet(ctx, w.cfg.Bucket, f.Key)
-		if pf != nil {
-			readers = append(readers, pf)
-		}
-		if err != nil {
-			release(batches)
+		ok, err := eachBatch(ctx, w.cfg.Bucket, f.Key, func(rec arrow.RecordBatch) (bool, error) {
+			conformed, ok := conform(rec, target)
+			if !ok { // a file of an older schema: leave the run alone
+				return false, nil
+			}
+			defer conformed.Release()
+			if pw == nil {
+				var err error
+				if pw, err = pqarrow.NewFileWriter(conformed.Schema(), &buf, propsFor(rowGroupRows(w.cfg.RowGroupRows)), pqarrow.DefaultWriterProps()); err != nil {
+					return false, fmt.Errorf("cannot create Parquet writer: %w", err)
+				}
+			}
+			if err := pw.WriteBuffered(conformed); err != nil {
+				return false, fmt.Errorf("cannot encode merged file of table %q: %w", w.cfg.Table, err)
+			}
+			rows += conformed.NumRows()
+			return true, nil
+		})
+		if err != nil || !ok {
 			return nil, 0, err
 		}
-		for _, rec := range batches {
-			conformed, ok := conform(rec, target)
-			rec.Release()
-			if !ok { // a file of an older schema: leave the run alone
-				return nil, 0, nil
-			}
-			recs = append(recs, conformed)
-			rows += conformed.NumRows()
-		}
 	}
-	tbl := array.NewTableFromRecords(target, recs)
-	defer tbl.Release()
-	var buf bytes.Buffer
-	if err := pqarrow.WriteTable(tbl, &buf, rowGroupRows(w.cfg.RowGroupRows), propsFor(w.cfg.RowGroupRows), pqarrow.DefaultWriterProps()); err != nil {
-		return nil, 0, fmt.Errorf("cannot encode merged file of table %q: %w", w.cfg.Table, err)
+	if pw == nil {
+		return nil, 0, nil
+	}
+	err := pw.Close()
+	pw = nil
+	if err != nil {
+		return nil, 0, fmt.Errorf("cannot finish merged file of table %q: %w", w.cfg.Table, err)
 	}
 	return buf.Bytes(), rows, nil
 }
 
-// read loads one Parquet object as record batches. The caller releases
-// them, then closes the reader, whose buffers they may point into (closing
-// it first lets later reads overwrite the values: seen in tests).
-func readParquet(ctx context.Context, b objstore.Bucket, key string) ([]arrow.RecordBatch, *file.Reader, error) {
+// mergeBatchRows is how many rows a merge reads at a time.
+const mergeBatchRows = 16 << 10
+
+// mergeAlloc allocates what merges read (a test measures it).
+var mergeAlloc memory.Allocator = memory.DefaultAllocator
+
+// eachBatch calls fn with each record batch of one Parquet object, in
+// order, until fn returns false (ok false) or an error. The batch is only
+// valid during the call.
+func eachBatch(ctx context.Context, b objstore.Bucket, key string, fn func(arrow.RecordBatch) (bool, error)) (ok bool, err error) {
 	data, err := b.Get(ctx, key)
 	if err != nil {
-		return nil, nil, err
+		return false, err
 	}
 	pf, err := file.NewParquetReader(bytes.NewReader(data))
 	if err != nil {
-		return nil, nil, fmt.Errorf("cannot read %q: %w", key, err)
+		return false, fmt.Errorf("cannot read %q: %w", key, err)
 	}
-	r, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+	defer pf.Close()
+	r, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: mergeBatchRows}, mergeAlloc)
 	if err != nil {
-		return nil, pf, fmt.Errorf("cannot read %q: %w", key, err)
+		return false, fmt.Errorf("cannot read %q: %w", key, err)
 	}
-	tbl, err := r.ReadTable(ctx)
+	rr, err := r.GetRecordReader(ctx, nil, nil)
 	if err != nil {
-		return nil, pf, fmt.Errorf("cannot read %q: %w", key, err)
+		return false, fmt.Errorf("cannot read %q: %w", key, err)
 	}
-	defer tbl.Release()
-	tr := array.NewTableReader(tbl, -1)
-	defer tr.Release()
-	var out []arrow.RecordBatch
-	for tr.Next() {
-		rec := tr.RecordBatch()
-		rec.Retain()
-		out = append(out, rec)
+	defer rr.Release()
+	for rr.Next() {
+		if ok, err := fn(rr.RecordBatch()); err != nil || !ok {
+			return false, err
+		}
 	}
-	return out, pf, nil
-}
-
-func release(recs []arrow.RecordBatch) {
-	for _, r := range recs {
-		r.Release()
+	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
+		return false, fmt.Errorf("cannot read %q: %w", key, err)
 	}
+	return true, nil
 }
 
 // conform returns rec with target's types: a binary column read back from a

@@ -1,7 +1,10 @@
 package sink
 
 import (
+	"sync"
+
 	"fmt"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"slices"
 	"strings"
 	"testing"
@@ -106,5 +109,63 @@ func TestCompactCrashKeepsOneCopy(t *testing.T) {
 				t.Fatalf("progress after recovery: %+v", p)
 			}
 		})
+	}
+}
+
+// peakAllocator counts the most bytes allocated at once.
+type peakAllocator struct {
+	memory.Allocator
+	mu        sync.Mutex
+	cur, peak int64
+}
+
+func (a *peakAllocator) track(n int64) {
+	a.mu.Lock()
+	a.cur += n
+	a.peak = max(a.peak, a.cur)
+	a.mu.Unlock()
+}
+
+func (a *peakAllocator) Allocate(n int) []byte { a.track(int64(n)); return a.Allocator.Allocate(n) }
+func (a *peakAllocator) Free(b []byte)         { a.track(-int64(len(b))); a.Allocator.Free(b) }
+func (a *peakAllocator) Reallocate(n int, b []byte) []byte {
+	a.track(int64(n - len(b)))
+	return a.Allocator.Reallocate(n, b)
+}
+
+// TestCompactStreamsRows: a merge reads its files a batch at a time, so
+// what it holds does not grow with the run's rows, however well they
+// compressed (a run of 64 MiB of zstd files once held gigabytes).
+func TestCompactStreamsRows(t *testing.T) {
+	if testing.Short() {
+		t.Skip("80 MB of rows: slow under the race detector (scripts/test runs it in the full step)")
+	}
+	d := newDir(t)
+	cfg := testConfig(d)
+	cfg.FileBytes = 1 << 30
+	w, _ := open(t, cfg)
+	long := strings.Repeat("x", 1000)
+	const files, perFile = 8, 10_000
+	for f := range int64(files) {
+		lines := make([]string, perFile)
+		for i := range lines {
+			lines[i] = fmt.Sprintf(`{"ts":"2026-11-22T03:00:00Z","message":"%s %d"}`, long, i)
+		}
+		add(t, w, logRows(t, f*perFile, lines...), f*perFile, f*perFile+perFile-1)
+		flush(t, w)
+	}
+	alloc := &peakAllocator{Allocator: memory.NewGoAllocator()}
+	mergeAlloc = alloc
+	t.Cleanup(func() { mergeAlloc = memory.DefaultAllocator })
+	if n, err := w.Compact(t.Context()); err != nil || n != files {
+		t.Fatalf("Compact = %d, %v", n, err)
+	}
+	raw := int64(files * perFile * len(long)) // 80 MB of rows
+	t.Logf("the merge of %d MB of rows held at most %.1f MB", raw>>20, float64(alloc.peak)/(1<<20))
+	if alloc.peak == 0 || alloc.peak > raw/3 {
+		t.Fatalf("the merge held %d MB at once for %d MB of rows: it should stream them", alloc.peak>>20, raw>>20)
+	}
+	if p := progress(t, d); len(p.Manifest.Files) != 1 || p.Manifest.Files[0].Rows != files*perFile {
+		t.Fatalf("after the merge: %+v", p.Manifest.Files)
 	}
 }

@@ -77,3 +77,41 @@ func TestReadmeQuickstart(t *testing.T) {
 		return nil
 	})
 }
+
+// TestReadmeRedactExample runs the README's Python exec example as written,
+// from the repository root, against a `sluice up --allow-exec` with the
+// default data directory name: every e-mail address lands masked.
+func TestReadmeRedactExample(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 not installed")
+	}
+	s := e2e.UpEnv(t, filepath.Join(t.TempDir(), "sluice-data"), nil, "--allow-exec")
+	block := readmeBlock(t, "functions are sandboxed and always allowed. With such a server:")
+	script, query, ok := strings.Cut(block, "$S sql")
+	if !ok {
+		t.Fatalf("the example has no sql command:\n%s", block)
+	}
+	run := func(script string) (string, error) {
+		cmd := exec.CommandContext(t.Context(), "bash", "-euo", "pipefail", "-c", "S="+e2e.Binary(t)+"\n"+script)
+		cmd.Dir = "../.."
+		cmd.Env = append(os.Environ(), "SLUICE_SERVER="+s.URL(), "SLUICE_KEY="+e2e.AdminKey)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := run(script); err != nil {
+		t.Fatalf("the example's setup: %v\n%s", err, out)
+	}
+	e2e.WaitFor(t, 2*time.Minute, "the redacted rows", func() error {
+		out, err := run("$S sql" + query)
+		if err != nil {
+			t.Fatalf("the example's query: %v\n%s", err, out)
+		}
+		if strings.Contains(out, "alice@") || strings.Contains(out, "carol@") {
+			t.Fatalf("an address was not masked:\n%s", out)
+		}
+		if !strings.Contains(out, "a***@example.com") || !strings.Contains(out, "c***@example.net") || !strings.Contains(out, "(3 rows") {
+			return fmt.Errorf("%w: %s", errNotYet, out)
+		}
+		return nil
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -430,6 +431,9 @@ func up(c upConfig, log *slog.Logger) error {
 		keys.Register(mux, guard)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	// Go's profiles, for an admin key: GET /debug/pprof/heap, /profile, ...
+	mux.Handle("GET /debug/pprof/", guard.Require("admin", nil, http.HandlerFunc(pprof.Index)))
+	mux.Handle("GET /debug/pprof/profile", guard.Require("admin", nil, http.HandlerFunc(pprof.Profile)))
 
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
