@@ -61,7 +61,7 @@ func (e *Engine) run(ctx context.Context, conn *sql.Conn, sqlText string) (*Resu
 			return err
 		}
 		defer stmt.Close()
-		if wrapped {
+		if wrapped && !e.smallRows(stmt) {
 			res, err = e.executeSpilled(ctx, c, stmt, sqlText)
 			return err
 		}
@@ -69,6 +69,31 @@ func (e *Engine) run(ctx context.Context, conn *sql.Conn, sqlText string) (*Resu
 		return err
 	})
 	return res, err
+}
+
+// fixedWidth are the types whose values take at most 16 bytes.
+var fixedWidth = map[duckdb.Type]bool{
+	duckdb.TYPE_BOOLEAN: true, duckdb.TYPE_TINYINT: true, duckdb.TYPE_SMALLINT: true, duckdb.TYPE_INTEGER: true,
+	duckdb.TYPE_BIGINT: true, duckdb.TYPE_UTINYINT: true, duckdb.TYPE_USMALLINT: true, duckdb.TYPE_UINTEGER: true,
+	duckdb.TYPE_UBIGINT: true, duckdb.TYPE_HUGEINT: true, duckdb.TYPE_UHUGEINT: true, duckdb.TYPE_FLOAT: true,
+	duckdb.TYPE_DOUBLE: true, duckdb.TYPE_DATE: true, duckdb.TYPE_TIME: true, duckdb.TYPE_TIME_TZ: true,
+	duckdb.TYPE_TIMESTAMP: true, duckdb.TYPE_TIMESTAMP_S: true, duckdb.TYPE_TIMESTAMP_MS: true,
+	duckdb.TYPE_TIMESTAMP_NS: true, duckdb.TYPE_TIMESTAMP_TZ: true, duckdb.TYPE_INTERVAL: true,
+	duckdb.TYPE_DECIMAL: true, duckdb.TYPE_UUID: true,
+}
+
+// smallRows reports whether stmt's whole result (MaxRows+1 rows of only
+// fixed-width columns) fits MaxResultBytes even as converted values: then
+// the driver may hold it, and the temporary table is not needed (counts
+// and other aggregates, the common case, skip its cost).
+func (e *Engine) smallRows(stmt *duckdb.Stmt) bool {
+	infos := columnInfos(stmt)
+	for _, info := range infos {
+		if info == nil || !fixedWidth[info.InternalType()] {
+			return false
+		}
+	}
+	return int64(len(infos))*int64(e.cfg.MaxRows+1)*48 <= e.cfg.MaxResultBytes
 }
 
 var resultSeq atomic.Int64

@@ -181,3 +181,18 @@ func BenchmarkQueryCount(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkQueryRows: 1,000 log rows back, through the temporary result
+// table that bounds a result's memory (variable-width columns).
+func BenchmarkQueryRows(b *testing.B) {
+	e, _, dir := newTestEngine(b, Config{TempDir: b.TempDir()})
+	writeParquet(b, filepath.Join(dir, "dt=2026-11-22", "hour=03", "logs-0-0-999.parquet"), logRows(0, 1000))
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := e.Query(ctx, "select ts, msg, n from logs")
+		if err != nil || len(res.Rows) != 1000 {
+			b.Fatalf("rows: %d %v", len(res.Rows), err)
+		}
+	}
+}
