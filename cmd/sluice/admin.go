@@ -33,9 +33,12 @@ func (a admin) call(method, path string, body any) error {
 	if err != nil {
 		return err
 	}
-	_, err = os.Stdout.Write(data)
+	_, err = stdout.Write(data)
 	return err
 }
+
+// stdout is where commands print (a variable for tests).
+var stdout io.Writer = os.Stdout
 
 // do sends a request with body as JSON and returns the answer's body, or
 // the error the answer carries.
@@ -209,10 +212,11 @@ func listAndShow(kind string) map[string]func([]string) error {
 	return map[string]func([]string) error{
 		"list": func(args []string) error {
 			c := newCommand(kind + " list")
-			if _, err := c.parse(args, 0, kind+" list"); err != nil {
+			output := outputFlag(c)
+			if _, err := c.parse(args, 0, kind+" list [-o table|json]"); err != nil {
 				return err
 			}
-			return c.admin().call("GET", "/v1/"+kind+"s", nil)
+			return c.admin().show("/v1/"+kind+"s", *output, kind, "")
 		},
 		"show": func(args []string) error {
 			c := newCommand(kind + " show")
@@ -305,9 +309,16 @@ func pipelineCommands() func([]string) error {
 		}
 		verbs[verb] = func(args []string) error {
 			c := newCommand("pipeline " + verb)
+			var output *string
+			if verb == "status" {
+				output = outputFlag(c)
+			}
 			pos, err := c.parse(args, 1, "pipeline "+verb+" NAME")
 			if err != nil {
 				return err
+			}
+			if verb == "status" {
+				return c.admin().show("/v1/pipelines/"+url.PathEscape(pos[0])+path, *output, "status", "partitions")
 			}
 			return c.admin().call(method, "/v1/pipelines/"+url.PathEscape(pos[0])+path, nil)
 		}
@@ -450,10 +461,11 @@ func keyCommands() func([]string) error {
 		},
 		"list": func(args []string) error {
 			c := newCommand("key list")
-			if _, err := c.parse(args, 0, "key list"); err != nil {
+			output := outputFlag(c)
+			if _, err := c.parse(args, 0, "key list [-o table|json]"); err != nil {
 				return err
 			}
-			return c.admin().call("GET", "/v1/keys", nil)
+			return c.admin().show("/v1/keys", *output, "key", "")
 		},
 		"limits": func(args []string) error {
 			c := newCommand("key limits")

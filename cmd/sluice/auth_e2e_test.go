@@ -53,7 +53,7 @@ func TestFirstStartCreatesAdminKey(t *testing.T) {
 		t.Errorf("/healthz: %d", code)
 	}
 	// The CLI, run where `sluice up` ran, reads ./sluice-data/admin.key.
-	cmd := exec.CommandContext(t.Context(), e2e.Binary(t), "stream", "list", "--server", s.URL())
+	cmd := exec.CommandContext(t.Context(), e2e.Binary(t), "stream", "list", "-o", "json", "--server", s.URL())
 	cmd.Dir = dir
 	cmd.Env = withoutEnv(os.Environ(), "SLUICE_KEY", "SLUICE_DATA")
 	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), `"logs"`) {

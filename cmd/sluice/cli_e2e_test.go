@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -45,8 +46,20 @@ func TestCLIHabits(t *testing.T) {
 			t.Errorf("sluice %s: %v, stderr %q, want it to say %q", strings.Join(c.args, " "), err, stderr, c.want)
 		}
 	}
-	if out, stderr, err := e2e.Run(t, t.Context(), nil, "stream", "list", "--server", bare); err != nil || !strings.Contains(out, `"logs"`) {
+	if out, stderr, err := e2e.Run(t, t.Context(), nil, "stream", "list", "-o", "json", "--server", bare); err != nil || !strings.Contains(out, `"logs"`) {
 		t.Fatalf("--server %s: %v %s", bare, err, stderr)
+	}
+	// list prints a table by default: a header, then a line per stream.
+	out, _, err = e2e.Run(t, t.Context(), nil, "stream", "list", "--server", bare)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err != nil || len(lines) < 2 || strings.Join(strings.Fields(lines[0]), " ") != "NAME PARTITIONS RETENTION" || !slices.ContainsFunc(lines[1:], func(l string) bool {
+		return strings.Join(strings.Fields(l), " ") == "logs 4 168h0m0s"
+	}) {
+		t.Fatalf("stream list: %v\n%s", err, out)
+	}
+	out, _, err = e2e.Run(t, t.Context(), nil, "pipeline", "status", "logs", "--server", bare)
+	if err != nil || !strings.HasPrefix(out, "PARTITION") || strings.Count(out, "\n") != 5 {
+		t.Fatalf("pipeline status: %v\n%s", err, out)
 	}
 }
 

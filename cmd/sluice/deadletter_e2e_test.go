@@ -54,7 +54,7 @@ func TestDeadLetterTableCLI(t *testing.T) {
 		row.FunctionVersion != "$LATEST" || !row.Dated || !strings.Contains(row.Error, "poison pill at offset") {
 		t.Fatalf("dead-letter row: %s", out)
 	}
-	if list := cli(t, s, "pipeline", "list"); !strings.Contains(list, `"name": "_dlq_failed_orders"`) || !strings.Contains(list, `"internal": "dead_letters"`) {
+	if list := cli(t, s, "pipeline", "list", "-o", "json"); !strings.Contains(list, `"name": "_dlq_failed_orders"`) || !strings.Contains(list, `"internal": "dead_letters"`) {
 		t.Fatalf("pipeline list does not show the internal pipeline:\n%s", list)
 	}
 	if status, body := s.Post("/v1/streams/_dlq_failed_orders/records", "application/x-ndjson", []byte(`{"forged":true}`+"\n"), nil); status != 403 || !strings.Contains(body, "internal to sluice") {

@@ -90,7 +90,7 @@ func TestFunctionAccessLog(t *testing.T) {
 	if err != nil || fmt.Sprint(r.Rows) != "[[INTEGER BIGINT TIMESTAMP WITH TIME ZONE 2026-11-22T08:00:02Z]]" {
 		t.Fatalf("typed columns: %v %v", r.Rows, err)
 	}
-	st := cli(t, s, "pipeline", "status", "access")
+	st := cli(t, s, "pipeline", "status", "access", "-o", "json")
 	if !strings.Contains(st, `"function_version": "1"`) {
 		t.Fatalf("status does not show the function version:\n%s", st)
 	}
