@@ -84,6 +84,15 @@ func parseNDJSON(body []byte, keyField string) ([]item, error) {
 		return nil, errTooManyRecords
 	}
 	var items []item
+	eachLine(body, func(line int, raw []byte) {
+		items = append(items, checkRecord(fmt.Sprintf("line %d", line), bytes.TrimSpace(raw), nil, keyField))
+	})
+	return items, nil
+}
+
+// eachLine calls fn with each line of body that is not blank, and its
+// number (from 1, blank lines counted), without its \n or \r\n.
+func eachLine(body []byte, fn func(line int, raw []byte)) {
 	line := 0
 	for len(body) > 0 {
 		line++
@@ -93,13 +102,11 @@ func parseNDJSON(body []byte, keyField string) ([]item, error) {
 		} else {
 			raw, body = body, nil
 		}
-		raw = bytes.TrimSpace(raw)
-		if len(raw) == 0 {
-			continue
+		raw = bytes.TrimSuffix(raw, []byte("\r"))
+		if len(bytes.TrimSpace(raw)) > 0 {
+			fn(line, raw)
 		}
-		items = append(items, checkRecord(fmt.Sprintf("line %d", line), raw, nil, keyField))
 	}
-	return items, nil
 }
 
 // batch is the JSON body: {"records":[{"key": "...", "data": {...}}]}.
@@ -223,30 +230,18 @@ func parseText(body []byte) ([]item, error) {
 		return nil, errTooManyRecords
 	}
 	var items []item
-	line := 0
-	for len(body) > 0 {
-		line++
-		var raw []byte
-		if i := bytes.IndexByte(body, '\n'); i >= 0 {
-			raw, body = body[:i], body[i+1:]
-		} else {
-			raw, body = body, nil
-		}
-		raw = bytes.TrimSuffix(raw, []byte("\r"))
-		if len(bytes.TrimSpace(raw)) == 0 {
-			continue
-		}
+	eachLine(body, func(line int, raw []byte) {
 		where := fmt.Sprintf("line %d", line)
 		if len(raw) > MaxRecordBytes {
 			items = append(items, fail(CodeTooLarge, 413, "%s: record is %d bytes, over the %d-byte limit", where, len(raw), MaxRecordBytes))
-			continue
+			return
 		}
 		value, _ := json.Marshal(map[string]string{"message": string(raw)})
 		if len(value) > MaxRecordBytes {
 			items = append(items, fail(CodeTooLarge, 413, "%s: record is %d bytes as JSON, over the %d-byte limit", where, len(value), MaxRecordBytes))
-			continue
+			return
 		}
 		items = append(items, item{value: value})
-	}
+	})
 	return items, nil
 }
