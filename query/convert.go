@@ -33,7 +33,8 @@ type ResultColumn struct {
 //   - BLOB as standard base64; UUID as its canonical text
 //   - LIST and ARRAY as arrays, STRUCT as objects, MAP as objects with keys
 //     rendered as text, UNION as its value, JSON as the parsed JSON value
-//     (JSON numbers become float64: integers beyond 2^53 lose precision).
+//     (top-level JSON columns keep their numbers exact, as json.Number;
+//     JSON nested in lists or structs is decoded by the driver, as float64).
 //
 // Objects are Go maps, so their keys are marshalled in sorted order rather
 // than in STRUCT field order.

@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
@@ -292,4 +293,15 @@ func TestQuerySlots(t *testing.T) {
 	}
 	<-e.slots
 	mustQuery(t, e, "select 1")
+}
+
+// TestJSONNumbersExact: numbers inside JSON values come back as written,
+// also past 2^53.
+func TestJSONNumbersExact(t *testing.T) {
+	e, _, _ := newTestEngine(t, Config{TempDir: t.TempDir()})
+	res := mustQuery(t, e, `select '{"id": 9007199254740993, "price": 0.1, "n": [1e400]}'::JSON as j`)
+	out, err := json.Marshal(res.Rows[0][0])
+	if err != nil || string(out) != `{"id":9007199254740993,"n":[1e400],"price":0.1}` {
+		t.Fatalf("JSON value %s (%v)", out, err)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -132,11 +133,26 @@ func (e *Engine) executeSpilled(ctx context.Context, c *duckdb.Conn, stmt *duckd
 			e.cfg.Log.Warn("cannot drop a query's result table", "table", table, "err", err)
 		}
 	}()
+	// JSON columns are read as text and decoded here with exact numbers:
+	// the driver's own decoding makes every number a float64.
+	_, cols, _, err := readPage(ctx, c, table, "*", 0, 0, infos, nil)
+	if err != nil {
+		return nil, err
+	}
+	selectList := make([]string, len(cols))
+	jsonCols := map[int]bool{}
+	for i, col := range cols {
+		selectList[i] = aliases[i]
+		if col.Type == "JSON" {
+			selectList[i] = aliases[i] + "::VARCHAR AS " + aliases[i]
+			jsonCols[i] = true
+		}
+	}
 	res := &Result{Rows: [][]any{}}
 	var size int64
 	from, page := int64(0), int64(1024)
 	for {
-		rows, cols, done, err := readPage(ctx, c, table, from, page, infos)
+		rows, _, done, err := readPage(ctx, c, table, strings.Join(selectList, ", "), from, page, infos, jsonCols)
 		if err != nil {
 			return nil, err
 		}
@@ -177,8 +193,8 @@ const resultPageBytes = 4 << 20
 
 // readPage reads rows [from, from+n) of a spilled result (done: there are
 // no more).
-func readPage(ctx context.Context, c *duckdb.Conn, table string, from, n int64, infos []duckdb.TypeInfo) (out [][]any, cols []ResultColumn, done bool, err error) {
-	q := fmt.Sprintf("SELECT * FROM %s WHERE rowid >= %d AND rowid < %d ORDER BY rowid", table, from, from+n)
+func readPage(ctx context.Context, c *duckdb.Conn, table, selectList string, from, n int64, infos []duckdb.TypeInfo, jsonCols map[int]bool) (out [][]any, cols []ResultColumn, done bool, err error) {
+	q := fmt.Sprintf("SELECT %s FROM %s WHERE rowid >= %d AND rowid < %d ORDER BY rowid", selectList, table, from, from+n)
 	ps, err := c.Prepare(q)
 	if err != nil {
 		return nil, nil, false, err
@@ -199,9 +215,27 @@ func readPage(ctx context.Context, c *duckdb.Conn, table string, from, n int64, 
 		if err != nil {
 			return nil, nil, false, err
 		}
-		out = append(out, convertRow(dest, infos))
+		row := convertRow(dest, infos)
+		for i := range jsonCols {
+			if text, ok := row[i].(string); ok {
+				row[i] = exactJSON(text)
+			}
+		}
+		out = append(out, row)
 	}
 	return out, cols, int64(len(out)) < n, nil
+}
+
+// exactJSON decodes JSON text keeping numbers as written (json.Number);
+// text that is not JSON stays text.
+func exactJSON(text string) any {
+	dec := json.NewDecoder(strings.NewReader(text))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil {
+		return text
+	}
+	return v
 }
 
 // execOne runs one statement of the engine's own on c.
