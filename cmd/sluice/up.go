@@ -167,7 +167,7 @@ func commonFlags(fs *flag.FlagSet, c *upConfig) {
 	fs.StringVar(&c.data, "data", "./sluice-data", "data directory: Kafka log in DATA/kafka (up), tables and registry in DATA/objects, caches in DATA/cache")
 	fs.StringVar(&c.storage, "storage", "", "object storage for tables, registry and progress: a directory or s3://bucket/prefix?endpoint=host:port&path_style=true&insecure=true (default DATA/objects)")
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "HTTP address of the ingest, admin and query APIs")
-	fs.StringVar(&c.pgListen, "pg-listen", "127.0.0.1:5433", `Postgres wire protocol address for psql and SQL drivers (query role; no authentication); "off" disables it`)
+	fs.StringVar(&c.pgListen, "pg-listen", "127.0.0.1:5433", `Postgres wire protocol address for psql and SQL drivers (query role; SCRAM-SHA-256 login: user = key id, password = key); "off" disables it`)
 	fs.DurationVar(&c.pgIdle, "pg-idle-timeout", pgwire.DefaultIdleTimeout, "end a Postgres session idle that long between queries (FATAL 57P05); 0: never")
 	fs.StringVar(&c.queryMemory, "query-memory", "1GB", "DuckDB memory limit for all queries together")
 	fs.DurationVar(&c.queryTime, "query-timeout", time.Minute, "longest a query may run")
