@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -258,5 +259,43 @@ func TestUsagePlan(t *testing.T) {
 	}
 	if _, err := s.SetLimits(ctx, k.ID, Limits{QueriesPerMinute: -1}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("negative limits: %v", err)
+	}
+}
+
+// TestUsagePlanStreamedBody: a body of unknown length is charged as it is
+// read; past the plan the read fails with *RateLimited (the ingest
+// handler then refuses the request whole).
+func TestUsagePlanStreamedBody(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	secret := NewSecret()
+	s.Create(ctx, secret, "", []string{"ingest:*"}, nil, Limits{IngestBytesPerSec: 1000})
+	g := &Guard{Store: s}
+	var readErr error
+	h := g.Require("ingest", nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, readErr = io.ReadAll(r.Body)
+	}))
+	send := func(n int) int {
+		readErr = nil
+		r := httptest.NewRequest("POST", "/", io.NopCloser(strings.NewReader(strings.Repeat("x", n))))
+		r.ContentLength = -1 // chunked
+		r.Header.Set("Authorization", "Bearer "+secret)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	if code := send(5000); code != 200 || readErr != nil { // the bucket was full: this one goes, into debt
+		t.Fatalf("the first streamed body: %d %v", code, readErr)
+	}
+	if code := send(10); code != 429 { // in debt: refused before its body is read
+		t.Fatalf("a request while in debt: %d", code)
+	}
+	// Once some of the debt is paid but not all of a second's worth, a
+	// body read past what the bucket holds fails mid-read.
+	s.plan(IDOf(secret)).bytes.tokens = 500
+	send(5000)
+	var rl *RateLimited
+	if !errors.As(readErr, &rl) || rl.RetryAfterSeconds() < 1 {
+		t.Fatalf("a streamed body past the plan: %v", readErr)
 	}
 }

@@ -1,14 +1,12 @@
 package auth
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"mime"
 	"net"
 	"net/http"
@@ -105,25 +103,40 @@ func (g *Guard) Require(kind string, name func(*http.Request) string, h http.Han
 	})
 }
 
-// chargeIngest charges the request to p's plan: by its Content-Length, or,
-// for a body of unknown length under a byte limit, by the body itself,
-// read here (up to MaxIngestBody) so that nothing is written before the
-// charge.
+// chargeIngest charges the request to p's plan: by its Content-Length,
+// or, for a body of unknown length under a byte limit, as the handler reads
+// it (planReader): a read past the plan fails with *RateLimited, and the
+// handler, which writes nothing before it has the whole body, refuses the
+// request whole (429).
 func (g *Guard) chargeIngest(w http.ResponseWriter, r *http.Request, p *Principal) error {
-	n := r.ContentLength
-	if n < 0 && p.plan != nil && p.plan.limits.IngestBytesPerSec > 0 {
-		body, err := io.ReadAll(io.LimitReader(r.Body, MaxIngestBody+1))
-		if err != nil {
-			return err
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		n = int64(len(body))
+	if r.ContentLength >= 0 || p.plan == nil || p.plan.limits.IngestBytesPerSec == 0 {
+		return p.AllowIngest(max(r.ContentLength, 0))
 	}
-	return p.AllowIngest(max(n, 0))
+	if err := p.AllowIngest(0); err != nil { // the request itself
+		return err
+	}
+	r.Body = &planReader{ReadCloser: r.Body, p: p, full: p.plan.bytesFull()}
+	return nil
 }
 
-// MaxIngestBody is the largest ingest body (ingest.MaxBodyBytes).
-const MaxIngestBody = 32 << 20
+// planReader charges a body of unknown length to its key's bytes/s as it
+// is read. A request that started with a full bucket may go into debt, like
+// one of known length larger than a second's worth.
+type planReader struct {
+	io.ReadCloser
+	p    *Principal
+	full bool
+}
+
+func (pr *planReader) Read(b []byte) (int, error) {
+	n, err := pr.ReadCloser.Read(b)
+	if n > 0 {
+		if rerr := pr.p.plan.chargeBytes(pr.p.KeyID, int64(n), pr.full); rerr != nil {
+			return n, rerr
+		}
+	}
+	return n, err
+}
 
 // WriteRateLimited answers 429 with Retry-After for a RateLimited error
 // (other errors: 400).
@@ -133,7 +146,7 @@ func WriteRateLimited(w http.ResponseWriter, err error) {
 		WriteError(w, http.StatusBadRequest, "cannot read the request body: "+err.Error())
 		return
 	}
-	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(rl.RetryAfter.Seconds()))))
+	w.Header().Set("Retry-After", strconv.Itoa(rl.RetryAfterSeconds()))
 	WriteError(w, http.StatusTooManyRequests, rl.Error())
 }
 

@@ -31,6 +31,9 @@ type RateLimited struct {
 	RetryAfter time.Duration // when the request would fit
 }
 
+// RetryAfterSeconds is the Retry-After header's value (at least 1).
+func (e *RateLimited) RetryAfterSeconds() int { return max(int(math.Ceil(e.RetryAfter.Seconds())), 1) }
+
 func (e *RateLimited) Error() string {
 	return fmt.Sprintf("key %s is over its usage plan's %s: retry in %s (an admin can raise the key's limits)", e.KeyID, e.What, e.RetryAfter.Round(time.Millisecond))
 }
@@ -94,6 +97,33 @@ func (p *Principal) AllowIngest(n int64) error {
 			}
 			return &RateLimited{KeyID: p.KeyID, What: "ingest bytes per second", RetryAfter: wait}
 		}
+	}
+	return nil
+}
+
+// bytesFull reports whether the bytes bucket holds a second's worth.
+func (pl *plan) bytesFull() bool {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	now := time.Now()
+	b := &pl.bytes
+	b.tokens = math.Min(b.rate, b.tokens+now.Sub(b.at).Seconds()*b.rate)
+	b.at = now
+	return b.tokens >= b.rate
+}
+
+// chargeBytes takes n bytes of a streamed body; without debt allowed it
+// fails once the bucket is empty.
+func (pl *plan) chargeBytes(keyID string, n int64, debt bool) error {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	b := &pl.bytes
+	now := time.Now()
+	b.tokens = math.Min(b.rate, b.tokens+now.Sub(b.at).Seconds()*b.rate)
+	b.at = now
+	b.tokens -= float64(n)
+	if b.tokens < 0 && !debt {
+		return &RateLimited{KeyID: keyID, What: "ingest bytes per second", RetryAfter: time.Duration(-b.tokens / b.rate * float64(time.Second))}
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -132,6 +133,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		writeError(w, http.StatusRequestEntityTooLarge, "body is over the %d-byte limit; nothing was accepted, split it into smaller requests", MaxBodyBytes)
+		return
+	}
+	// A read refused by the key's usage plan (auth.RateLimited, which this
+	// package knows by its method): nothing was written.
+	var limited interface {
+		error
+		RetryAfterSeconds() int
+	}
+	if errors.As(err, &limited) {
+		w.Header().Set("Retry-After", strconv.Itoa(limited.RetryAfterSeconds()))
+		writeError(w, http.StatusTooManyRequests, "%v; nothing was accepted", limited)
 		return
 	}
 	if err != nil {
