@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/sluice-dev/sluice/schemas"
@@ -48,8 +49,8 @@ func (r *Registry) EnsureAudit(ctx context.Context) error {
 		if err := t.normalize(); err != nil {
 			return fmt.Errorf("BUG: audit table is invalid: %w", err)
 		}
-		if err := store(ctx, r, "tables", &r.tables, t.Name, t); err != nil {
-			return err
+		if err := createObject(ctx, r, "tables", &r.tables, t.Name, t); err != nil && !errors.Is(err, ErrExists) {
+			return err // ErrExists: another process made it meanwhile
 		}
 	}
 	if _, ok := r.Stream(AuditStream); !ok {
@@ -57,7 +58,7 @@ func (r *Registry) EnsureAudit(ctx context.Context) error {
 		if err := s.normalize(); err != nil {
 			return fmt.Errorf("BUG: audit stream is invalid: %w", err)
 		}
-		if err := r.addStream(ctx, s); err != nil {
+		if err := r.addStream(ctx, s); err != nil && !errors.Is(err, ErrExists) {
 			return err
 		}
 	}
@@ -68,5 +69,8 @@ func (r *Registry) EnsureAudit(ctx context.Context) error {
 	if err := p.normalize(); err != nil {
 		return fmt.Errorf("BUG: audit pipeline is invalid: %w", err)
 	}
-	return store(ctx, r, "pipelines", &r.pipelines, p.Name, p)
+	if err := createObject(ctx, r, "pipelines", &r.pipelines, p.Name, p); err != nil && !errors.Is(err, ErrExists) {
+		return err
+	}
+	return nil
 }

@@ -141,8 +141,8 @@ func (r *Registry) ensureDeadLetters(ctx context.Context, table string) error {
 		if err := t.normalize(); err != nil {
 			return fmt.Errorf("BUG: dead-letter table %q is invalid: %w", table, err)
 		}
-		if err := store(ctx, r, "tables", &r.tables, t.Name, t); err != nil {
-			return err
+		if err := createObject(ctx, r, "tables", &r.tables, t.Name, t); err != nil && !errors.Is(err, ErrExists) {
+			return err // ErrExists: another process made it meanwhile
 		}
 	}
 	name := DeadLetterStream(table)
@@ -151,7 +151,7 @@ func (r *Registry) ensureDeadLetters(ctx context.Context, table string) error {
 		if err := s.normalize(); err != nil {
 			return fmt.Errorf("BUG: dead-letter stream %q is invalid: %w", name, err)
 		}
-		if err := r.addStream(ctx, s); err != nil {
+		if err := r.addStream(ctx, s); err != nil && !errors.Is(err, ErrExists) {
 			return err
 		}
 	}
@@ -162,5 +162,8 @@ func (r *Registry) ensureDeadLetters(ctx context.Context, table string) error {
 	if err := p.normalize(); err != nil {
 		return fmt.Errorf("BUG: dead-letter pipeline %q is invalid: %w", name, err)
 	}
-	return store(ctx, r, "pipelines", &r.pipelines, p.Name, p)
+	if err := createObject(ctx, r, "pipelines", &r.pipelines, p.Name, p); err != nil && !errors.Is(err, ErrExists) {
+		return err
+	}
+	return nil
 }

@@ -204,26 +204,19 @@ func (r *Registry) SetAlias(ctx context.Context, name, alias string, version int
 func (r *Registry) updateFunction(ctx context.Context, name string, create bool, change func(*Function) error) (Function, error) {
 	r.fnMu.Lock()
 	defer r.fnMu.Unlock()
-	f, ok := r.Function(name)
-	if !ok && !create {
-		return Function{}, fmt.Errorf("function %q %w", name, ErrNotFound)
-	}
-	if !ok {
-		f = Function{Name: name, Aliases: map[string]int{}}
-	}
-	f.Versions = append([]Version(nil), f.Versions...)
-	f.Aliases = maps.Clone(f.Aliases)
-	if f.Aliases == nil {
-		f.Aliases = map[string]int{}
-	}
-	if err := change(&f); err != nil {
-		return Function{}, err
-	}
-	f.Updated = time.Now().UTC()
-	if err := store(ctx, r, "functions", &r.functions, name, f); err != nil {
-		return Function{}, err
-	}
-	return f, nil
+	return modifyObject(ctx, r, "functions", &r.functions, name, create, func(f *Function) error {
+		if f.Name == "" {
+			f.Name = name
+		}
+		if f.Aliases == nil {
+			f.Aliases = map[string]int{}
+		}
+		if err := change(f); err != nil {
+			return err
+		}
+		f.Updated = time.Now().UTC()
+		return nil
+	})
 }
 
 func (r *Registry) Function(name string) (Function, bool) { return get(r, &r.functions, name) }

@@ -24,6 +24,8 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrInvalid wraps every validation failure (HTTP 400).
 	ErrInvalid = errors.New("invalid")
+	// ErrConflict: a change lost to another process's, again and again.
+	ErrConflict = errors.New("changed by another process")
 )
 
 const registryPrefix = "_sluice/registry/"
@@ -177,7 +179,7 @@ func (r *Registry) addStream(ctx context.Context, s Stream) error {
 	if err := r.topics(ctx, s.Name, s.Partitions, time.Duration(s.Retention)); err != nil {
 		return err
 	}
-	return store(ctx, r, "streams", &r.streams, s.Name, s)
+	return createObject(ctx, r, "streams", &r.streams, s.Name, s)
 }
 
 // CreateTable validates t and records it.
@@ -188,7 +190,7 @@ func (r *Registry) CreateTable(ctx context.Context, t Table) (Table, error) {
 	if _, ok := r.Table(t.Name); ok {
 		return t, fmt.Errorf("table %q %w", t.Name, ErrExists)
 	}
-	if err := store(ctx, r, "tables", &r.tables, t.Name, t); err != nil {
+	if err := createObject(ctx, r, "tables", &r.tables, t.Name, t); err != nil {
 		return t, err
 	}
 	return t, nil
@@ -205,17 +207,13 @@ func (r *Registry) UpdateTable(ctx context.Context, t Table) (Table, error) {
 	}
 	r.fnMu.Lock()
 	defer r.fnMu.Unlock()
-	old, ok := r.Table(t.Name)
-	if !ok {
-		return t, fmt.Errorf("table %q %w", t.Name, ErrNotFound)
-	}
-	if err := schemas.CheckEvolution(&old.Schema, &t.Schema); err != nil {
-		return t, fmt.Errorf("%w table %q: %w", ErrInvalid, t.Name, err)
-	}
-	if err := store(ctx, r, "tables", &r.tables, t.Name, t); err != nil {
-		return t, err
-	}
-	return t, nil
+	return modifyObject(ctx, r, "tables", &r.tables, t.Name, false, func(old *Table) error {
+		if err := schemas.CheckEvolution(&old.Schema, &t.Schema); err != nil {
+			return fmt.Errorf("%w table %q: %w", ErrInvalid, t.Name, err)
+		}
+		*old = t
+		return nil
+	})
 }
 
 // CreatePipeline validates p, checks its stream and table exist, and records
@@ -266,7 +264,7 @@ func (r *Registry) CreatePipeline(ctx context.Context, p Pipeline) (Pipeline, er
 			return p, fmt.Errorf("cannot create dead_letter_table %q of pipeline %q: %w", p.DeadLetterTable, p.Name, err)
 		}
 	}
-	if err := store(ctx, r, "pipelines", &r.pipelines, p.Name, p); err != nil {
+	if err := createObject(ctx, r, "pipelines", &r.pipelines, p.Name, p); err != nil {
 		return p, err
 	}
 	return p, nil
@@ -278,15 +276,119 @@ func (r *Registry) CreatePipeline(ctx context.Context, p Pipeline) (Pipeline, er
 func (r *Registry) SetPaused(ctx context.Context, name string, paused bool) (Pipeline, error) {
 	r.fnMu.Lock()
 	defer r.fnMu.Unlock()
-	p, ok := r.Pipeline(name)
+	return modifyObject(ctx, r, "pipelines", &r.pipelines, name, false, func(p *Pipeline) error {
+		p.Paused = paused
+		return nil
+	})
+}
+
+// Registry objects change only by conditional writes (the object store's
+// compare-and-swap, as progress objects do), so that API processes sharing
+// a store cannot lose each other's changes:
+//   - createObject writes an object only if none of that name exists: of two
+//     processes creating one name at once, one wins and the other answers
+//     ErrExists (409).
+//   - modifyObject reads the object from the store (not from this process's
+//     cache, which may be 10 s old), changes it, and writes it back only if
+//     it is still the version read, reading again after a lost race; so a
+//     publish numbers versions without gaps or duplicates, and freezes the
+//     $LATEST that is in the store.
+
+// objectKey is where the registry keeps an object.
+func objectKey(kind, name string) string { return registryPrefix + kind + "/" + name + ".json" }
+
+// createObject stores a new object (see above) and puts it in memory.
+func createObject[T any](ctx context.Context, r *Registry, kind string, m *map[string]T, name string, v T) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("BUG: cannot encode %s %q: %w", kind, name, err)
+	}
+	cas, ok := r.bucket.(objstore.Versioned)
 	if !ok {
-		return p, fmt.Errorf("pipeline %q %w", name, ErrNotFound)
+		return store(ctx, r, kind, m, name, v)
 	}
-	p.Paused = paused
-	if err := store(ctx, r, "pipelines", &r.pipelines, p.Name, p); err != nil {
-		return p, err
+	_, err = cas.PutIfVersion(ctx, objectKey(kind, name), data, "")
+	if objstore.IsConflict(err) {
+		cur, version, rerr := read[T](ctx, cas, kind, name)
+		if rerr == nil {
+			remember(r, m, name, cur)
+			return fmt.Errorf("%s %q %w (created by another process meanwhile)", strings.TrimSuffix(kind, "s"), name, ErrExists)
+		}
+		if !errors.Is(rerr, errUndecodable) {
+			return rerr
+		}
+		// An unreadable object (Broken) is replaced, if it is still the one read.
+		_, err = cas.PutIfVersion(ctx, objectKey(kind, name), data, version)
 	}
-	return p, nil
+	if err != nil {
+		return fmt.Errorf("cannot save %s %q: %w", kind, name, err)
+	}
+	remember(r, m, name, v)
+	return nil
+}
+
+// modifyObject applies change to the stored object (see above); with mayCreate
+// a missing object starts as T's zero value.
+func modifyObject[T any](ctx context.Context, r *Registry, kind string, m *map[string]T, name string, mayCreate bool, change func(*T) error) (T, error) {
+	var zero T
+	cas, ok := r.bucket.(objstore.Versioned)
+	if !ok {
+		return zero, fmt.Errorf("cannot change %s %q: the store has no conditional writes", kind, name)
+	}
+	for attempt := 1; ; attempt++ {
+		v, version, err := read[T](ctx, cas, kind, name)
+		if objstore.IsNotFound(err) && mayCreate {
+			v, version, err = zero, "", nil
+		}
+		if objstore.IsNotFound(err) {
+			return zero, fmt.Errorf("%s %q %w", strings.TrimSuffix(kind, "s"), name, ErrNotFound)
+		}
+		if err != nil {
+			return zero, err
+		}
+		if err := change(&v); err != nil {
+			return zero, err
+		}
+		data, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			return zero, fmt.Errorf("BUG: cannot encode %s %q: %w", kind, name, err)
+		}
+		_, err = cas.PutIfVersion(ctx, objectKey(kind, name), data, version)
+		if objstore.IsConflict(err) && attempt < 10 {
+			continue // another process changed it: change what it wrote
+		}
+		if objstore.IsConflict(err) {
+			return zero, fmt.Errorf("cannot save %s %q: %w (it keeps changing; retry)", kind, name, ErrConflict)
+		}
+		if err != nil {
+			return zero, fmt.Errorf("cannot save %s %q: %w", kind, name, err)
+		}
+		remember(r, m, name, v)
+		return v, nil
+	}
+}
+
+// read reads one registry object and its version.
+func read[T any](ctx context.Context, cas objstore.Versioned, kind, name string) (T, string, error) {
+	var v T
+	data, version, err := cas.GetVersion(ctx, objectKey(kind, name))
+	if err != nil {
+		return v, "", err
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		return v, version, fmt.Errorf("%w %q (restore, recreate or delete it): %w", errUndecodable, objectKey(kind, name), err)
+	}
+	return v, version, nil
+}
+
+var errUndecodable = errors.New("cannot decode registry object")
+
+// remember puts v in memory and signals the change.
+func remember[T any](r *Registry, m *map[string]T, name string, v T) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	(*m)[name] = v
+	r.notifyLocked()
 }
 
 // store saves v in the object store, then in memory (m), and signals the

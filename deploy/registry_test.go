@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -178,5 +179,67 @@ func TestCorruptObjectStaysLocal(t *testing.T) {
 	}
 	if err := r2.Reload(ctx); err != nil || len(r2.Broken()) != 0 {
 		t.Fatalf("after recreating it: %v %v", err, r2.Broken())
+	}
+}
+
+// TestRegistryWritesAreConditional: two API processes on one store (each
+// with its own cache) cannot lose each other's changes: publishes number
+// versions without gaps or duplicates and freeze the $LATEST in the store,
+// and of two creates of one name one wins, the other gets ErrExists.
+func TestRegistryWritesAreConditional(t *testing.T) {
+	b, _ := objstore.NewDir(t.TempDir())
+	var topics topicLog
+	r1, r2 := openReg(t, b, &topics), openReg(t, b, &topics)
+	ctx := t.Context()
+	wasm := func(i int) []byte { return append([]byte("\x00asm\x01\x00\x00\x00"), byte(i)) }
+	if _, err := r1.DeployFunction(ctx, "f", FunctionConfig{Runtime: "wasm"}, wasm(0)); err != nil {
+		t.Fatal(err)
+	}
+	// r2 has not seen f (its cache is older): it publishes what the store holds.
+	v, err := r2.PublishFunction(ctx, "f")
+	if err != nil || v.Version != 1 {
+		t.Fatalf("publish on the other process: %+v, %v", v, err)
+	}
+	var wg sync.WaitGroup
+	versions := make(chan int, 20)
+	for i := range 20 {
+		r := []*Registry{r1, r2}[i%2]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := r.DeployFunction(ctx, "f", FunctionConfig{Runtime: "wasm"}, wasm(i+1)); err != nil {
+				t.Error(err)
+				return
+			}
+			v, err := r.PublishFunction(ctx, "f")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			versions <- v.Version
+		}()
+	}
+	wg.Wait()
+	close(versions)
+	if err := r1.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := r1.Function("f")
+	for i, v := range f.Versions {
+		if v.Version != i+1 {
+			t.Fatalf("versions %v: a gap or a duplicate at %d", f.Versions, i)
+		}
+	}
+	if len(f.Versions) < 2 || len(f.Versions) > 21 {
+		t.Fatalf("%d versions after 20 concurrent deploy+publish", len(f.Versions))
+	}
+	// Two creates of one name: one wins.
+	_, err1 := r1.CreateTable(ctx, Table{Name: "t", Schema: *schemas.LogSchema()})
+	_, err2 := r2.CreateTable(ctx, Table{Name: "t", Schema: *schemas.LogSchema(), FileAge: Duration(time.Minute)})
+	if err1 != nil || !errors.Is(err2, ErrExists) {
+		t.Fatalf("two creates: %v, %v", err1, err2)
+	}
+	if got, _ := r2.Table("t"); got.FileAge == Duration(time.Minute) {
+		t.Fatal("the losing create's table is in the other process's cache")
 	}
 }
