@@ -14,7 +14,7 @@ import (
 // API serves the admin endpoints:
 //
 //	GET  /v1/streams              POST /v1/streams     GET /v1/streams/{name}
-//	GET  /v1/tables               POST /v1/tables      GET /v1/tables/{name}   PUT /v1/tables/{name}
+//	GET  /v1/tables               POST /v1/tables      GET /v1/tables/{name}   PUT|PATCH /v1/tables/{name}
 //	GET  /v1/pipelines            POST /v1/pipelines   GET /v1/pipelines/{name}
 //	GET  /v1/pipelines/{name}/status   POST /v1/pipelines/{name}/pause|resume
 //	GET  /v1/functions                GET /v1/functions/{name}   PUT /v1/functions/{name}
@@ -43,6 +43,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/streams", create(a.Reg.CreateStream))
 	mux.HandleFunc("POST /v1/tables", create(a.Reg.CreateTable))
 	mux.HandleFunc("PUT /v1/tables/{name}", a.updateTable)
+	mux.HandleFunc("PATCH /v1/tables/{name}", a.patchTable)
 	mux.HandleFunc("POST /v1/pipelines", create(a.Reg.CreatePipeline))
 	mux.HandleFunc("GET /v1/pipelines/{name}/status", a.status)
 	mux.HandleFunc("POST /v1/pipelines/{name}/pause", a.pause(true))
@@ -101,6 +102,17 @@ func (a *API) deployFunction(w http.ResponseWriter, r *http.Request) {
 	}
 	f, err := a.Reg.DeployFunction(r.Context(), r.PathValue("name"), req.FunctionConfig, req.Code)
 	writeResult(w, http.StatusOK, f, err)
+}
+
+// patchTable changes only the fields the body names (Registry.PatchTable).
+func (a *API) patchTable(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxAdminBody))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the %d-byte limit", MaxAdminBody))
+		return
+	}
+	out, err := a.Reg.PatchTable(r.Context(), r.PathValue("name"), body)
+	writeResult(w, http.StatusOK, out, err)
 }
 
 func (a *API) updateTable(w http.ResponseWriter, r *http.Request) {

@@ -1,12 +1,14 @@
 package deploy
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -216,6 +218,37 @@ func (r *Registry) UpdateTable(ctx context.Context, t Table) (Table, error) {
 	})
 }
 
+// PatchTable changes only the fields patch (a JSON object of Table's
+// fields) names, on the table as stored: settings it leaves out keep their
+// values; a schema in it must be an allowed evolution (see UpdateTable).
+// Fields inside schema merge the same way (a patch that gives columns keeps
+// the time column).
+func (r *Registry) PatchTable(ctx context.Context, name string, patch []byte) (Table, error) {
+	r.fnMu.Lock()
+	defer r.fnMu.Unlock()
+	return modifyObject(ctx, r, "tables", &r.tables, name, false, func(old *Table) error {
+		next := *old
+		next.Schema.Columns = slices.Clone(old.Schema.Columns)
+		next.Schema.PartitionBy = slices.Clone(old.Schema.PartitionBy)
+		dec := json.NewDecoder(bytes.NewReader(patch))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&next); err != nil {
+			return fmt.Errorf("%w table patch: %w", ErrInvalid, err)
+		}
+		if next.Name != name {
+			return fmt.Errorf("%w table patch: it names table %q, the path %q", ErrInvalid, next.Name, name)
+		}
+		if err := next.normalize(); err != nil {
+			return fmt.Errorf("%w table: %w", ErrInvalid, err)
+		}
+		if err := schemas.CheckEvolution(&old.Schema, &next.Schema); err != nil {
+			return fmt.Errorf("%w table %q: %w", ErrInvalid, name, err)
+		}
+		*old = next
+		return nil
+	})
+}
+
 // CreatePipeline validates p, checks its stream and table exist, and records
 // it; workers start it at their next look at the registry. A pipeline with a
 // dead_letter_table gets the table (if it does not exist yet) and the
@@ -354,8 +387,15 @@ func modifyObject[T any](ctx context.Context, r *Registry, kind string, m *map[s
 			return zero, fmt.Errorf("BUG: cannot encode %s %q: %w", kind, name, err)
 		}
 		_, err = cas.PutIfVersion(ctx, objectKey(kind, name), data, version)
-		if objstore.IsConflict(err) && attempt < 10 {
-			continue // another process changed it: change what it wrote
+		if objstore.IsConflict(err) && attempt < 50 {
+			// Another process changed it: change what it wrote, after a
+			// jittered pause so that two busy writers do not keep colliding.
+			select {
+			case <-ctx.Done():
+				return zero, ctx.Err()
+			case <-time.After(time.Duration(rand.IntN(5*attempt)+1) * time.Millisecond):
+			}
+			continue
 		}
 		if objstore.IsConflict(err) {
 			return zero, fmt.Errorf("cannot save %s %q: %w (it keeps changing; retry)", kind, name, ErrConflict)

@@ -3,6 +3,7 @@ package deploy
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -241,5 +242,34 @@ func TestRegistryWritesAreConditional(t *testing.T) {
 	}
 	if got, _ := r2.Table("t"); got.FileAge == Duration(time.Minute) {
 		t.Fatal("the losing create's table is in the other process's cache")
+	}
+}
+
+// TestPatchTable: an update changes only the fields it names.
+func TestPatchTable(t *testing.T) {
+	b, _ := objstore.NewDir(t.TempDir())
+	var topics topicLog
+	r := openReg(t, b, &topics)
+	ctx := t.Context()
+	if _, err := r.CreateTable(ctx, Table{Name: "t", Schema: *schemas.LogSchema(), FileBytes: 1 << 20, FileAge: Duration(5 * time.Second), RowGroupRows: 4096}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.PatchTable(ctx, "t", []byte(`{"file_age": "3s"}`))
+	if err != nil || got.FileAge != Duration(3*time.Second) || got.FileBytes != 1<<20 || got.RowGroupRows != 4096 || len(got.Schema.Columns) != len(schemas.LogSchema().Columns) {
+		t.Fatalf("patch of file_age: %+v, %v", got, err)
+	}
+	wider := schemas.LogSchema()
+	wider.Columns = append(wider.Columns, schemas.Column{Name: "extra", Type: schemas.String})
+	patch, _ := json.Marshal(map[string]any{"schema": wider})
+	if got, err := r.PatchTable(ctx, "t", patch); err != nil || got.FileAge != Duration(3*time.Second) || len(got.Schema.Columns) != len(wider.Columns) {
+		t.Fatalf("patch of the schema: %+v, %v", got, err)
+	}
+	for _, bad := range []string{`{"schema": {"columns": [{"name": "x", "type": "string"}]}}`, `{"nope": 1}`, `{"name": "other"}`, `{"file_age": "1ms"}`} {
+		if _, err := r.PatchTable(ctx, "t", []byte(bad)); !errors.Is(err, ErrInvalid) {
+			t.Errorf("patch %s: %v, want ErrInvalid", bad, err)
+		}
+	}
+	if _, err := r.PatchTable(ctx, "missing", []byte(`{}`)); !errors.Is(err, ErrNotFound) {
+		t.Errorf("patch of a missing table: %v", err)
 	}
 }

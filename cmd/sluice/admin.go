@@ -254,26 +254,54 @@ func tableCommands() func([]string) error {
 			c := newCommand("table " + verb)
 			schemaFile := c.fs.String("schema", "", "YAML or JSON file with the table schema (see docs/schemas.md)")
 			fileAge := c.fs.Duration("file-age", 0, "write buffered rows at least this often (default 10s)")
-			pos, err := c.parse(args, 1, "table "+verb+" NAME --schema FILE [--file-age DUR]")
+			fileIdle := c.fs.Duration("file-idle", 0, "write buffered rows once no record came for this long (default 2s)")
+			fileBytes := c.fs.String("file-bytes", "", "write a file once its buffered rows reach this much input (default 64MiB)")
+			usage := "table create NAME --schema FILE [--file-age DUR] [--file-idle DUR] [--file-bytes SIZE]"
+			if verb == "update" {
+				usage = "table update NAME [--schema FILE] [--file-age DUR] [--file-idle DUR] [--file-bytes SIZE] (only what is given changes)"
+			}
+			pos, err := c.parse(args, 1, usage)
 			if err != nil {
 				return err
 			}
-			if *schemaFile == "" {
+			// What the flags set: a create's table, an update's patch.
+			patch := map[string]any{"name": pos[0]}
+			set := map[string]bool{}
+			c.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+			if *schemaFile == "" && verb == "create" {
 				return errors.New("--schema FILE is required")
 			}
-			data, err := os.ReadFile(*schemaFile)
-			if err != nil {
-				return fmt.Errorf("cannot read schema: %w", err)
+			if *schemaFile != "" {
+				data, err := os.ReadFile(*schemaFile)
+				if err != nil {
+					return fmt.Errorf("cannot read schema: %w", err)
+				}
+				s, err := schemas.ParseSchema(data)
+				if err != nil {
+					return fmt.Errorf("cannot use schema %s: %w", *schemaFile, err)
+				}
+				patch["schema"] = s
 			}
-			s, err := schemas.ParseSchema(data)
-			if err != nil {
-				return fmt.Errorf("cannot use schema %s: %w", *schemaFile, err)
+			if set["file-age"] {
+				patch["file_age"] = deploy.Duration(*fileAge)
 			}
-			t := deploy.Table{Name: pos[0], Schema: *s, FileAge: deploy.Duration(*fileAge)}
+			if set["file-idle"] {
+				patch["file_idle"] = deploy.Duration(*fileIdle)
+			}
+			if set["file-bytes"] {
+				n, err := parseSize(*fileBytes)
+				if err != nil {
+					return fmt.Errorf("--file-bytes: %w", err)
+				}
+				patch["file_bytes"] = n
+			}
 			if verb == "update" {
-				return c.admin().call("PUT", "/v1/tables/"+url.PathEscape(pos[0]), t)
+				if len(patch) == 1 {
+					return errors.New("give something to change: --schema, --file-age, --file-idle or --file-bytes")
+				}
+				return c.admin().call("PATCH", "/v1/tables/"+url.PathEscape(pos[0]), patch)
 			}
-			return c.admin().call("POST", "/v1/tables", t)
+			return c.admin().call("POST", "/v1/tables", patch)
 		}
 	}
 	return subcommands("table", verbs)

@@ -81,3 +81,16 @@ func TestPutRaw(t *testing.T) {
 		t.Fatalf("line 8 as its message: %d, %v", n, err)
 	}
 }
+
+// TestTableUpdateChangesOnlyWhatIsGiven: sluice table update --file-age
+// keeps the table's other settings and its schema.
+func TestTableUpdateChangesOnlyWhatIsGiven(t *testing.T) {
+	s := e2e.Up(t, t.TempDir())
+	schema := filepath.Join(t.TempDir(), "schema.json")
+	os.WriteFile(schema, []byte(`{"columns":[{"name":"user","type":"string"}]}`), 0o644)
+	cli(t, s, "table", "create", "clicks", "--schema", schema, "--file-bytes", "2MiB", "--file-age", "20s")
+	out := cli(t, s, "table", "update", "clicks", "--file-age", "30s")
+	if !strings.Contains(out, `"file_bytes": 2097152`) || !strings.Contains(out, `"file_age": "30s"`) || !strings.Contains(out, `"user"`) {
+		t.Fatalf("after an update of --file-age only:\n%s", out)
+	}
+}
