@@ -13,16 +13,6 @@ import (
 
 var osHostname = os.Hostname
 
-// KeyInfo is a key as the API shows it: never its secret or hashes.
-type KeyInfo struct {
-	ID      string     `json:"id"`
-	Name    string     `json:"name,omitempty"`
-	Scopes  []string   `json:"scopes"`
-	Expires *time.Time `json:"expires,omitempty"`
-	Created time.Time  `json:"created"`
-	Limits  Limits     `json:"limits,omitzero"`
-}
-
 // CreateRequest is the body of POST /v1/keys.
 type CreateRequest struct {
 	Name    string     `json:"name,omitempty"`
@@ -37,10 +27,6 @@ type Created struct {
 	Key string `json:"key"`
 }
 
-func info(k Key) KeyInfo {
-	return KeyInfo{ID: k.ID, Name: k.Name, Scopes: k.Scopes, Expires: k.Expires, Created: k.Created, Limits: k.Limits}
-}
-
 // Register adds the key endpoints to mux, each behind an admin check:
 //
 //	POST /v1/keys         {"scopes": ["ingest:logs"], "expires": "2027-01-01T00:00:00Z", "name": "..."}
@@ -52,7 +38,7 @@ func (s *Store) Register(mux *http.ServeMux, g *Guard) {
 	mux.Handle("GET /v1/keys", admin(func(w http.ResponseWriter, r *http.Request) {
 		out := []KeyInfo{}
 		for _, k := range s.List() {
-			out = append(out, info(k))
+			out = append(out, k.KeyInfo)
 		}
 		writeJSON(w, http.StatusOK, out)
 	}))
@@ -73,7 +59,7 @@ func (s *Store) Register(mux *http.ServeMux, g *Guard) {
 			WriteError(w, ErrorStatus(err), err.Error())
 			return
 		}
-		writeJSON(w, http.StatusCreated, Created{KeyInfo: info(k), Key: secret})
+		writeJSON(w, http.StatusCreated, Created{KeyInfo: k.KeyInfo, Key: secret})
 	}))
 	mux.Handle("PUT /v1/keys/{id}/limits", admin(func(w http.ResponseWriter, r *http.Request) {
 		var l Limits
@@ -88,7 +74,7 @@ func (s *Store) Register(mux *http.ServeMux, g *Guard) {
 			WriteError(w, ErrorStatus(err), err.Error())
 			return
 		}
-		writeJSON(w, http.StatusOK, info(k))
+		writeJSON(w, http.StatusOK, k.KeyInfo)
 	}))
 	mux.Handle("DELETE /v1/keys/{id}", admin(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")

@@ -27,16 +27,22 @@ import (
 	"time"
 )
 
-// Key is one API key as the store keeps it (never the secret itself).
+// Key is one API key as the store keeps it: what the API shows of it, and
+// its credentials (never the secret itself).
 type Key struct {
+	KeyInfo
+	Hash  string `json:"hash"` // hex SHA-256 of the secret
+	SCRAM SCRAM  `json:"scram"`
+}
+
+// KeyInfo is a key as the API shows it: never its secret or hashes.
+type KeyInfo struct {
 	ID      string     `json:"id"`
 	Name    string     `json:"name,omitempty"`
 	Scopes  []string   `json:"scopes"`
 	Expires *time.Time `json:"expires,omitempty"`
 	Created time.Time  `json:"created"`
 	Limits  Limits     `json:"limits,omitzero"`
-	Hash    string     `json:"hash"` // hex SHA-256 of the secret
-	SCRAM   SCRAM      `json:"scram"`
 }
 
 // SCRAM is a key's SCRAM-SHA-256 credential (RFC 5802, RFC 7677).
@@ -129,8 +135,9 @@ func newKey(secret, name string, scopes []string, expires *time.Time, now time.T
 		return Key{}, err
 	}
 	return Key{
-		ID: id, Name: name, Scopes: slices.Clone(scopes), Expires: expires, Created: now.UTC(), Hash: hash,
-		SCRAM: SCRAM{Salt: salt, Iterations: SCRAMIterations, SaltedPassword: salted},
+		KeyInfo: KeyInfo{ID: id, Name: name, Scopes: slices.Clone(scopes), Expires: expires, Created: now.UTC()},
+		Hash:    hash,
+		SCRAM:   SCRAM{Salt: salt, Iterations: SCRAMIterations, SaltedPassword: salted},
 	}, nil
 }
 
@@ -254,5 +261,5 @@ func (k Key) principalWith(pl *plan) *Principal {
 // NewPrincipal returns the principal of a key with scopes (invalid scopes
 // grant nothing).
 func NewPrincipal(keyID string, scopes ...string) *Principal {
-	return Key{ID: keyID, Scopes: scopes}.principal()
+	return Key{KeyInfo: KeyInfo{ID: keyID, Scopes: scopes}}.principal()
 }

@@ -49,9 +49,15 @@ type bucket struct {
 	at     time.Time
 }
 
-func (b *bucket) take(now time.Time, cost float64) (wait time.Duration, ok bool) {
+// refill adds what the time since the last call earned, up to a second's
+// worth.
+func (b *bucket) refill(now time.Time) {
 	b.tokens = math.Min(b.rate, b.tokens+now.Sub(b.at).Seconds()*b.rate)
 	b.at = now
+}
+
+func (b *bucket) take(now time.Time, cost float64) (wait time.Duration, ok bool) {
+	b.refill(now)
 	if need := math.Min(cost, b.rate); b.tokens < need {
 		return time.Duration((need - b.tokens) / b.rate * float64(time.Second)), false
 	}
@@ -105,11 +111,8 @@ func (p *Principal) AllowIngest(n int64) error {
 func (pl *plan) bytesFull() bool {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
-	now := time.Now()
-	b := &pl.bytes
-	b.tokens = math.Min(b.rate, b.tokens+now.Sub(b.at).Seconds()*b.rate)
-	b.at = now
-	return b.tokens >= b.rate
+	pl.bytes.refill(time.Now())
+	return pl.bytes.tokens >= pl.bytes.rate
 }
 
 // chargeBytes takes n bytes of a streamed body; without debt allowed it
@@ -118,9 +121,7 @@ func (pl *plan) chargeBytes(keyID string, n int64, debt bool) error {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	b := &pl.bytes
-	now := time.Now()
-	b.tokens = math.Min(b.rate, b.tokens+now.Sub(b.at).Seconds()*b.rate)
-	b.at = now
+	b.refill(time.Now())
 	b.tokens -= float64(n)
 	if b.tokens < 0 && !debt {
 		return &RateLimited{KeyID: keyID, What: "ingest bytes per second", RetryAfter: time.Duration(-b.tokens / b.rate * float64(time.Second))}

@@ -454,7 +454,7 @@ func TestKeyACLs(t *testing.T) {
 		{[]string{"ingest:*", "admin"}, "User:k ALLOW TOPIC:*/LITERAL ALL; User:k ALLOW GROUP:*/LITERAL ALL; User:k ALLOW TRANSACTIONAL_ID:*/LITERAL ALL; " +
 			"User:k ALLOW CLUSTER:kafka-cluster/LITERAL ALL; User:k DENY CLUSTER:kafka-cluster/LITERAL ALTER"},
 	} {
-		if got := str(auth.Key{ID: "k", Scopes: c.scopes}); got != c.want {
+		if got := str(auth.Key{KeyInfo: auth.KeyInfo{ID: "k", Scopes: c.scopes}}); got != c.want {
 			t.Errorf("%v:\n got %s\nwant %s", c.scopes, got, c.want)
 		}
 	}
