@@ -18,7 +18,6 @@ import (
 	"github.com/sluice-dev/sluice/auth"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 // Embedded is an in-process Kafka-protocol broker (franz-go's kfake) that
@@ -283,13 +282,11 @@ func (e *Embedded) Addr() string { return e.addr }
 // It is empty when neither is. Every internal client (producers, consumer
 // groups, admin) must use them: the broker refuses clients without them.
 func (e *Embedded) ClientOpts() []kgo.Opt {
-	var opts []kgo.Opt
+	user := ""
 	if e.superPass != "" {
-		opts = append(opts, kgo.SASL(scram.Auth{User: Superuser, Pass: e.superPass}.AsSha256Mechanism()))
+		user = Superuser
 	}
-	if e.clientTLS != nil {
-		opts = append(opts, kgo.DialTLSConfig(e.clientTLS.Clone()))
-	}
+	opts, _ := AuthOpts("SCRAM-SHA-256", user, e.superPass, e.clientTLS.Clone()) // a known mechanism: no error
 	return opts
 }
 
