@@ -49,8 +49,8 @@ func authorize(ctx context.Context, conn *sql.Conn, sqlText string) error {
 	refuse := func(format string, args ...any) error {
 		return &forbiddenError{msg: fmt.Sprintf("key %s (scopes %v) may not run this statement: ", p.KeyID, p.Scopes()) + fmt.Sprintf(format, args...)}
 	}
-	var text string
-	if err := conn.QueryRowContext(ctx, "SELECT CAST(json_serialize_sql(CAST(? AS VARCHAR)) AS VARCHAR)", sqlText).Scan(&text); err != nil {
+	text, err := serializeSQL(ctx, conn, sqlText)
+	if err != nil {
 		return fmt.Errorf("cannot check the statement against the key's tables: %w", err)
 	}
 	tree := jmap(decodeJSON(text))

@@ -149,7 +149,7 @@ func (e *Engine) executeSpilled(ctx context.Context, c *duckdb.Conn, stmt *duckd
 		}
 	}
 	res := &Result{Rows: [][]any{}}
-	var size int64
+	keep := e.collect(res)
 	from, page := int64(0), int64(1024)
 	for {
 		rows, _, done, err := readPage(ctx, c, table, strings.Join(selectList, ", "), from, page, infos, jsonCols)
@@ -163,25 +163,16 @@ func (e *Engine) executeSpilled(ctx context.Context, c *duckdb.Conn, stmt *duckd
 			}
 		}
 		for _, row := range rows {
-			if len(res.Rows) == e.cfg.MaxRows {
-				res.Truncated = true
-				res.TruncatedBy = fmt.Sprintf("the %d-row limit", e.cfg.MaxRows)
+			if keep.add(row); res.Truncated {
 				break
 			}
-			size += valueSize(row)
-			if size > e.cfg.MaxResultBytes {
-				res.Truncated = true
-				res.TruncatedBy = fmt.Sprintf("the %d-byte result limit (--query-result-bytes)", e.cfg.MaxResultBytes)
-				break
-			}
-			res.Rows = append(res.Rows, row)
 		}
 		if done || res.Truncated {
 			break
 		}
 		from += page
 		// The next page holds about resultPageBytes.
-		avg := max(size/int64(len(res.Rows)), 1)
+		avg := max(keep.size/int64(len(res.Rows)), 1)
 		page = min(max(resultPageBytes/avg, 1), int64(e.cfg.MaxRows+1))
 	}
 	res.RowCount = len(res.Rows)
@@ -328,9 +319,9 @@ func (e *Engine) execute(ctx context.Context, stmt *duckdb.Stmt) (*Result, error
 	}
 	defer rows.Close()
 	res := &Result{Columns: resultColumns(rows), Rows: [][]any{}}
+	c := e.collect(res)
 	dest := make([]driver.Value, len(res.Columns))
-	var size int64 // of the rows kept, as valueSize counts
-	for {
+	for !res.Truncated {
 		err := rows.Next(dest)
 		if errors.Is(err, io.EOF) {
 			break
@@ -338,22 +329,40 @@ func (e *Engine) execute(ctx context.Context, stmt *duckdb.Stmt) (*Result, error
 		if err != nil {
 			return nil, err
 		}
-		if len(res.Rows) == e.cfg.MaxRows {
-			res.Truncated = true
-			res.TruncatedBy = fmt.Sprintf("the %d-row limit", e.cfg.MaxRows)
-			break
-		}
-		row := convertRow(dest, infos)
-		size += valueSize(row)
-		if size > e.cfg.MaxResultBytes {
-			res.Truncated = true
-			res.TruncatedBy = fmt.Sprintf("the %d-byte result limit (--query-result-bytes)", e.cfg.MaxResultBytes)
-			break
-		}
-		res.Rows = append(res.Rows, row)
+		c.add(convertRow(dest, infos))
 	}
 	res.RowCount = len(res.Rows)
 	return res, nil
+}
+
+// collector adds rows to a result up to MaxRows and MaxResultBytes; the
+// row that would pass either limit cuts the result instead, naming it.
+type collector struct {
+	res      *Result
+	size     int64 // of the rows kept, as valueSize counts
+	maxRows  int
+	maxBytes int64
+}
+
+func (e *Engine) collect(res *Result) *collector {
+	return &collector{res: res, maxRows: e.cfg.MaxRows, maxBytes: e.cfg.MaxResultBytes}
+}
+
+// add keeps row, or cuts the result (Truncated) if it does not fit.
+func (c *collector) add(row []any) {
+	if len(c.res.Rows) == c.maxRows {
+		c.res.Truncated = true
+		c.res.TruncatedBy = fmt.Sprintf("the %d-row limit", c.maxRows)
+		return
+	}
+	n := valueSize(row)
+	if c.size+n > c.maxBytes {
+		c.res.Truncated = true
+		c.res.TruncatedBy = fmt.Sprintf("the %d-byte result limit (--query-result-bytes)", c.maxBytes)
+		return
+	}
+	c.size += n
+	c.res.Rows = append(c.res.Rows, row)
 }
 
 // valueSize estimates the memory a converted value holds (and about what

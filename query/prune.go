@@ -320,8 +320,7 @@ func filtersFor(ctx context.Context, conn *sql.Conn, sqlText string, tables map[
 	if len(tables) == 0 {
 		return nil, nil
 	}
-	var text string
-	err := conn.QueryRowContext(ctx, "SELECT CAST(json_serialize_sql(CAST(? AS VARCHAR)) AS VARCHAR)", sqlText).Scan(&text)
+	text, err := serializeSQL(ctx, conn, sqlText)
 	if err != nil {
 		return nil, connFailure(ctx, err)
 	}
@@ -346,6 +345,14 @@ func connFailure(ctx context.Context, err error) error {
 		return nil
 	}
 	return fmt.Errorf("cannot read the statement's predicates: %w", err)
+}
+
+// serializeSQL is DuckDB's parse tree of sqlText as JSON text
+// (json_serialize_sql; a statement it cannot serialize is {"error": true}).
+func serializeSQL(ctx context.Context, conn *sql.Conn, sqlText string) (string, error) {
+	var text string
+	err := conn.QueryRowContext(ctx, "SELECT CAST(json_serialize_sql(CAST(? AS VARCHAR)) AS VARCHAR)", sqlText).Scan(&text)
+	return text, err
 }
 
 func decodeJSON(text string) any {
@@ -827,8 +834,8 @@ var evalSQL = map[valKind]string{
 func (w *pruneWalker) eval(k valKind, e map[string]any) (valKey, string, bool) {
 	tmpl, ok := w.templates[k]
 	if !ok {
-		err := w.conn.QueryRowContext(w.ctx, "SELECT CAST(json_serialize_sql(CAST(? AS VARCHAR)) AS VARCHAR)", evalSQL[k]).Scan(&tmpl)
-		if err != nil {
+		var err error
+		if tmpl, err = serializeSQL(w.ctx, w.conn, evalSQL[k]); err != nil {
 			w.fail(err)
 			return valKey{}, "", false
 		}
