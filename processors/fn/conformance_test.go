@@ -321,12 +321,7 @@ func TestExecTimeoutKillsGroup(t *testing.T) {
 	if ierr := invokeErr(t, inst, batch(0, `{}`)); ierr.Kind != KindTimeout {
 		t.Fatalf("got %s (%v)", ierr.Kind, ierr.Err)
 	}
-	pidText, err := os.ReadFile(inst.impl.(*execInstance).dir + "/work/child.pid")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pid int
-	fmt.Sscan(string(pidText), &pid)
+	pid := childPID(t, inst)
 	deadline := time.Now().Add(2 * time.Second)
 	for syscall.Kill(pid, 0) == nil {
 		if time.Now().After(deadline) {
@@ -334,6 +329,19 @@ func TestExecTimeoutKillsGroup(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// childPID reads the pid an exec test script wrote to child.pid in its
+// working directory.
+func childPID(t *testing.T, inst *Instance) int {
+	t.Helper()
+	pidText, err := os.ReadFile(inst.impl.(*execInstance).dir + "/work/child.pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	fmt.Sscan(string(pidText), &pid)
+	return pid
 }
 
 func contains(list []string, s string) bool {
@@ -383,12 +391,7 @@ func TestExecKillsEscapedChildren(t *testing.T) {
 	if ierr := invokeErr(t, inst, batch(0, `{}`)); ierr.Kind != KindTimeout {
 		t.Fatalf("got %s (%v)", ierr.Kind, ierr.Err)
 	}
-	pidText, err := os.ReadFile(inst.impl.(*execInstance).dir + "/work/child.pid")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pid int
-	fmt.Sscan(string(pidText), &pid)
+	pid := childPID(t, inst)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
