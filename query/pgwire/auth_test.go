@@ -197,16 +197,7 @@ func TestSCRAMRefused(t *testing.T) {
 // scramStart opens a raw connection as user and reads AuthenticationSASL.
 func scramStart(t *testing.T, base, user string) *pgproto3.Frontend {
 	t.Helper()
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := net.Dial("tcp", u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dialRaw(t, base, 10*time.Second)
 	fe := pgproto3.NewFrontend(c, c)
 	fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30, Parameters: map[string]string{"user": user, "database": "d"}})
 	if err := fe.Flush(); err != nil {

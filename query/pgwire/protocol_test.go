@@ -24,16 +24,7 @@ type rawConn struct {
 
 func rawConnect(t *testing.T, connURL string) *rawConn {
 	t.Helper()
-	u, err := url.Parse(connURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := net.Dial("tcp", u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(30 * time.Second))
+	c := dialRaw(t, connURL, 30*time.Second)
 	// SSLRequest first, as libpq does: the answer is a bare 'N'.
 	if _, err := c.Write([]byte{0, 0, 0, 8, 4, 210, 22, 47}); err != nil {
 		t.Fatal(err)
@@ -51,6 +42,23 @@ func rawConnect(t *testing.T, connURL string) *rawConn {
 		}
 	}
 	return r
+}
+
+// dialRaw opens a TCP connection to the server of connURL, closed at the
+// end of the test, that gives up after deadline.
+func dialRaw(t *testing.T, connURL string, deadline time.Duration) net.Conn {
+	t.Helper()
+	u, err := url.Parse(connURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(deadline))
+	return c
 }
 
 func (r *rawConn) send(msgs ...pgproto3.FrontendMessage) {
