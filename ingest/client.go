@@ -111,6 +111,9 @@ func (c *Client) send(ctx context.Context, stream string, body []byte, lines []i
 			// The server numbers lines within the request, which holds no
 			// blank lines: record i is its line i+1.
 			msg := strings.TrimPrefix(r.Error, fmt.Sprintf("line %d: ", i+1))
+			if msg == "" { // past the server's MaxErrorMessages
+				msg = "no message (the server sends the first 100 of a request)"
+			}
 			sum.Failures = append(sum.Failures, fmt.Sprintf("input line %d: %s (%s)", lines[i], msg, r.ErrorCode))
 		} else {
 			sum.Sent++

@@ -58,7 +58,16 @@ type Result struct {
 type Response struct {
 	FailedRecordCount int      `json:"failed_record_count"`
 	Records           []Result `json:"records"`
+	// ErrorsOmitted counts the failed records past the first
+	// MaxErrorMessages whose answer carries its error_code and status but
+	// not the message, which keeps the answer's size near the request's.
+	ErrorsOmitted int `json:"errors_omitted,omitempty"`
 }
+
+// MaxErrorMessages is how many failed records of one request get their
+// error message in the answer; the ones after it get only error_code and
+// status (counted in Response.ErrorsOmitted).
+const MaxErrorMessages = 100
 
 type errorBody struct {
 	Error string `json:"error"`
@@ -199,9 +208,14 @@ func (h *Handler) produce(ctx context.Context, stream string, items []item) *Res
 		})
 	}
 	wg.Wait()
-	for _, r := range resp.Records {
-		if r.ErrorCode != "" {
-			resp.FailedRecordCount++
+	for i, r := range resp.Records {
+		if r.ErrorCode == "" {
+			continue
+		}
+		resp.FailedRecordCount++
+		if resp.FailedRecordCount > MaxErrorMessages {
+			resp.Records[i].Error = ""
+			resp.ErrorsOmitted++
 		}
 	}
 	return resp

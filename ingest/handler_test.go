@@ -378,3 +378,32 @@ func TestGzipBody(t *testing.T) {
 		t.Fatalf("an inflated body over the limit: %d %s", r.status, r.body)
 	}
 }
+
+// TestErrorMessagesCapped: the first MaxErrorMessages failed records carry
+// their message, the ones after it only their code and status, counted in
+// errors_omitted; good records beside them are written all the same.
+func TestErrorMessagesCapped(t *testing.T) {
+	for _, bad := range []int{ingest.MaxErrorMessages, ingest.MaxErrorMessages + 1, 1000} {
+		p := newProducer()
+		lines := []string{`{"n":0}`}
+		for range bad {
+			lines = append(lines, `x`)
+		}
+		r := postNDJSON(t, newHandler(p), "", lines...)
+		if r.status != http.StatusMultiStatus || r.resp.FailedRecordCount != bad || len(r.resp.Records) != bad+1 {
+			t.Fatalf("%d bad lines: status %d, %d failed of %d", bad, r.status, r.resp.FailedRecordCount, len(r.resp.Records))
+		}
+		if omitted := max(0, bad-ingest.MaxErrorMessages); r.resp.ErrorsOmitted != omitted {
+			t.Fatalf("%d bad lines: errors_omitted %d, want %d", bad, r.resp.ErrorsOmitted, omitted)
+		}
+		for i, rec := range r.resp.Records[1:] {
+			withMessage := i < ingest.MaxErrorMessages
+			if rec.ErrorCode != ingest.CodeInvalidJSON || rec.Status != 400 || (rec.Error != "") != withMessage {
+				t.Fatalf("%d bad lines, record %d: %+v (message expected: %v)", bad, i+1, rec, withMessage)
+			}
+		}
+		if n := len(p.produced()); n != 1 {
+			t.Fatalf("%d records produced, want the good one", n)
+		}
+	}
+}
