@@ -320,7 +320,9 @@ func (e *Engine) storedStatus(ctx context.Context, p deploy.Pipeline, id int32, 
 		return st, nil
 	}
 	if err != nil {
-		return st, err
+		// This partition's problem too: show it with the error (its worker,
+		// if any, shows it retrying), and the other partitions as they are.
+		st.LastError = err.Error()
 	}
 	if prog != nil {
 		if len(prog.Status) > 0 && json.Unmarshal(prog.Status, &st) != nil {

@@ -33,6 +33,8 @@ type flakyBucket struct {
 	*objstore.Dir
 	match  string
 	broken atomic.Bool
+	// unreadable, when set, fails every read of that key.
+	unreadable atomic.Pointer[string]
 }
 
 var errInjected = errors.New("injected storage failure")
@@ -42,6 +44,20 @@ func (b *flakyBucket) Put(ctx context.Context, key string, data []byte) error {
 		return errInjected
 	}
 	return b.Dir.Put(ctx, key, data)
+}
+
+func (b *flakyBucket) GetVersion(ctx context.Context, key string) ([]byte, string, error) {
+	if k := b.unreadable.Load(); k != nil && *k == key {
+		return nil, "", errInjected
+	}
+	return b.Dir.GetVersion(ctx, key)
+}
+
+func (b *flakyBucket) Get(ctx context.Context, key string) ([]byte, error) {
+	if k := b.unreadable.Load(); k != nil && *k == key {
+		return nil, errInjected
+	}
+	return b.Dir.Get(ctx, key)
 }
 
 type env struct {
@@ -248,6 +264,41 @@ func TestStuckPartitionDoesNotBlockOthers(t *testing.T) {
 			t.Fatalf("partition %d has %d rows, want exactly 150", p, n)
 		}
 	}
+}
+
+// TestPartitionThatCannotOpenShowsRetrying: while partition 1's progress
+// object cannot be read, status shows it retrying with the error and its
+// true lag (from the group's commit), and the others of its rebalance as
+// waiting for it; once the store heals, all run and every record is written.
+func TestPartitionThatCannotOpenShowsRetrying(t *testing.T) {
+	e := newEnvWith(t, func(ctx context.Context, reg *deploy.Registry) error {
+		_, err := reg.CreateTable(ctx, deploy.Table{Name: "t", Schema: *schemas.LogSchema(), FileAge: deploy.Duration(200 * time.Millisecond)})
+		return err
+	})
+	key := "_sluice/progress/p/s/1.json"
+	e.bucket.unreadable.Store(&key)
+	e.produce(30)
+	p := deploy.Pipeline{Name: "p", Stream: "s", Table: "t", BatchSize: 10, BatchWindow: deploy.Duration(20 * time.Millisecond)}
+	if _, err := e.reg.CreatePipeline(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "partition 1 retrying with its error and lag", func() bool {
+		s := e.status(1)
+		return s.State == processors.StateRetrying && s.Attempts >= 2 && strings.Contains(s.LastError, errInjected.Error()) &&
+			s.Lag == 30 && s.EndOffset == 30
+	})
+	waitFor(t, "partition 0 waiting for partition 1", func() bool {
+		s := e.status(0)
+		return s.State == processors.StateRetrying && strings.Contains(s.LastError, "waiting for partition(s) [1]")
+	})
+	e.bucket.unreadable.Store(nil)
+	for p := range 4 {
+		waitFor(t, fmt.Sprintf("partition %d's 30 rows", p), func() bool { return e.rows(p) == 30 })
+	}
+	waitFor(t, "partition 1 running with no lag", func() bool {
+		s := e.status(1)
+		return s.State == processors.StateRunning && s.Lag == 0
+	})
 }
 
 // TestPauseDrainsAndResume: pausing writes and commits what was consumed,

@@ -41,6 +41,15 @@ type runner struct {
 
 	mu    sync.Mutex
 	parts map[int32]*running
+	// opening holds the partitions assign is opening, until it returns:
+	// what status shows of them meanwhile.
+	opening map[int32]*opening
+}
+
+// opening is a partition being opened by assign.
+type opening struct {
+	status PartitionStatus // Committed: Kafka's group commit until opened
+	opened bool
 }
 
 type running struct {
@@ -53,7 +62,7 @@ type running struct {
 
 func newRunner(p Pipeline, bucket objstore.Bucket, brokers []string, kafkaOpts []kgo.Opt, instanceID string, session time.Duration, newProc func() Processor, log *slog.Logger) (*runner, error) {
 	r := &runner{p: p, bucket: bucket, brokers: brokers, newProc: newProc, log: log.With("pipeline", p.Name),
-		parts: map[int32]*running{}, ready: make(chan struct{}), instanceID: instanceID}
+		parts: map[int32]*running{}, opening: map[int32]*opening{}, ready: make(chan struct{}), instanceID: instanceID}
 	opts := slices.Clone(kafkaOpts)
 	if instanceID != "" {
 		opts = append(opts, kgo.InstanceID(instanceID))
@@ -106,6 +115,10 @@ func (r *runner) assign(ctx context.Context, offsets map[string]map[int32]kgo.Of
 		// kgo calls again for partitions whose earlier assignment was cut
 		// short by a rebalance: never leave a second worker behind.
 		r.stop([]int32{id}, false)
+		r.mu.Lock()
+		r.opening[id] = &opening{status: PartitionStatus{Partition: id, State: StateRunning, Since: time.Now().UTC(),
+			Committed: max(offsets[r.p.Stream][id].EpochOffset().Offset, 0), Worker: r.p.Worker}}
+		r.mu.Unlock()
 		go func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
@@ -113,9 +126,22 @@ func (r *runner) assign(ctx context.Context, offsets map[string]map[int32]kgo.Of
 			results <- opened{id, w, next, err}
 		}()
 	}
+	defer func() {
+		r.mu.Lock()
+		for _, id := range ids {
+			delete(r.opening, id)
+		}
+		r.mu.Unlock()
+	}()
 	var errs []error
 	for range ids {
 		o := <-results
+		if o.err == nil {
+			r.mu.Lock()
+			r.opening[o.id].opened = true
+			r.opening[o.id].status.Committed = max(o.next, 0)
+			r.mu.Unlock()
+		}
 		if errors.Is(o.err, sink.ErrCorruptProgress) {
 			r.startStopped(o.id, o.err)
 			continue
@@ -154,6 +180,14 @@ func (r *runner) open(ctx context.Context, id int32) (*sink.Writer, int64, error
 			return nil, -1, fmt.Errorf("cannot open partition %d of pipeline %q: %w", id, r.p.Name, err)
 		}
 		r.log.Warn("cannot open partition; retrying", "partition", id, "err", err)
+		r.mu.Lock()
+		if o := r.opening[id]; o != nil {
+			if o.status.State != StateRetrying {
+				o.status.State, o.status.Since = StateRetrying, time.Now().UTC()
+			}
+			o.status.Attempts, o.status.LastError = attempt, err.Error()
+		}
+		r.mu.Unlock()
 		select {
 		case <-ctx.Done():
 		case <-time.After(backoff(attempt)):
@@ -335,13 +369,40 @@ func (r *runner) close(leave bool) {
 	r.cl.Close()
 }
 
-// snapshot reports every partition this process owns.
+// snapshot reports every partition this process owns, and the ones it is
+// opening that cannot open yet (retrying, with the error, and the lag from
+// Kafka's group commit); while one cannot, the others of the same rebalance,
+// started but not fetched until it opens, show as retrying too, waiting for
+// it.
 func (r *runner) snapshot() []PartitionStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]PartitionStatus, 0, len(r.parts))
-	for _, run := range r.parts {
-		out = append(out, run.pt.snapshot())
+	var failing []int32
+	for _, id := range slices.Sorted(maps.Keys(r.opening)) {
+		if o := r.opening[id]; !o.opened && o.status.State == StateRetrying {
+			failing = append(failing, id)
+		}
+	}
+	waiting := func(st PartitionStatus) PartitionStatus {
+		st.State, st.LastError = StateRetrying, fmt.Sprintf("opened; waiting for partition(s) %v, which cannot open yet: no partition of a rebalance is fetched before all have their offsets", failing)
+		return st
+	}
+	out := make([]PartitionStatus, 0, len(r.parts)+len(r.opening))
+	for id, run := range r.parts {
+		st := run.pt.snapshot()
+		if _, ok := r.opening[id]; ok && len(failing) > 0 {
+			st = waiting(st)
+		}
+		out = append(out, st)
+	}
+	for id, o := range r.opening {
+		switch _, started := r.parts[id]; {
+		case started:
+		case !o.opened && o.status.State == StateRetrying:
+			out = append(out, o.status)
+		case o.opened && len(failing) > 0:
+			out = append(out, waiting(o.status))
+		}
 	}
 	return out
 }
