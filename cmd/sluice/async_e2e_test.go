@@ -223,3 +223,22 @@ func TestAsyncQueryLimitsAndScopes(t *testing.T) {
 		t.Fatalf("pruned under the limit: %+v", rec)
 	}
 }
+
+// TestAsyncQueryCLI: sluice sql --async starts a query, sluice query
+// results waits for it and prints its CSV, and get and list show it.
+func TestAsyncQueryCLI(t *testing.T) {
+	s := e2e.Up(t, t.TempDir())
+	var rec query.Record
+	if err := json.Unmarshal([]byte(cli(t, s, "sql", "--async", "select 42 as answer, 'x,y' as s")), &rec); err != nil || rec.ID == "" {
+		t.Fatalf("sql --async: %v %+v", err, rec)
+	}
+	if out := cli(t, s, "query", "results", rec.ID, "--format", "csv"); out != "answer,s\n42,\"x,y\"\n" {
+		t.Fatalf("query results: %q", out)
+	}
+	if out := cli(t, s, "query", "get", rec.ID); !strings.Contains(out, `"state":"succeeded"`) {
+		t.Fatalf("query get: %s", out)
+	}
+	if out := cli(t, s, "query", "list"); !strings.Contains(out, rec.ID) {
+		t.Fatalf("query list: %s", out)
+	}
+}
