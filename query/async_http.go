@@ -35,7 +35,8 @@ var resultTypes = map[string]string{
 //   - GET /v1/queries[?limit=N]: the newest records (default 100).
 //   - GET /v1/queries/{id}: the Record (state, timings, rows, scanned).
 //   - GET /v1/queries/{id}/results?format=parquet|csv|ndjson: the whole
-//     result file, streamed from the object store; format=json (the
+//     result file, streamed from the object store; format=arrow: an Arrow
+//     IPC stream converted from the Parquet file; format=json (the
 //     default) a page {"rows": [...], "offset": N, "next_offset": M|null}
 //     of at most limit (default 1000, at most 10000) rows and 16 MiB,
 //     from offset. 409 while the query has not succeeded.
@@ -128,9 +129,13 @@ func (a *Async) serveResults(w http.ResponseWriter, r *http.Request) {
 		a.servePage(w, r, rec)
 		return
 	}
+	if format == "arrow" {
+		a.serveArrow(w, r, rec)
+		return
+	}
 	ctype, ok := resultTypes[format]
 	if !ok {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown format %q: want json, parquet, csv or ndjson", format))
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown format %q: want json, parquet, csv, ndjson or arrow", format))
 		return
 	}
 	body, size, err := a.Bucket.Open(r.Context(), ResultKey(rec.ID, "result."+format))

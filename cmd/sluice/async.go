@@ -118,12 +118,12 @@ func queryCommands() func([]string) error {
 // result in --format to stdout or --output.
 func runQueryResults(args []string) error {
 	c := newCommand("query results")
-	format := c.fs.String("format", "csv", "csv, parquet, ndjson, or json (one page: see --offset and --limit)")
+	format := c.fs.String("format", "csv", "csv, parquet, ndjson, arrow (IPC stream), or json (one page: see --offset and --limit)")
 	output := c.fs.String("output", "-", "file to write the result to (- : stdout)")
 	offset := c.fs.Int64("offset", 0, "first row of the page (--format json)")
 	limit := c.fs.Int("limit", 1000, "rows of the page (--format json)")
 	timeout := c.fs.Duration("timeout", time.Hour, "give up waiting for the query after this long")
-	pos, err := c.parse(args, 1, "query results ID [--format csv|parquet|ndjson|json] [--output FILE]")
+	pos, err := c.parse(args, 1, "query results ID [--format csv|parquet|ndjson|arrow|json] [--output FILE]")
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/parquet/file"
 
 	"github.com/sluice-dev/sluice/internal/e2e"
@@ -90,8 +91,8 @@ func download(t *testing.T, s *e2e.Server, id, format string) string {
 }
 
 // TestAsyncQueryTenMillionRows: an async query of 10,000,000 rows runs to
-// succeeded, its whole result downloads as Parquet and as CSV with exactly
-// that many rows, a JSON page reads from an offset, and the server's peak
+// succeeded, its whole result downloads as Parquet, CSV and Arrow IPC with
+// exactly that many rows, a JSON page reads from an offset, and the server's peak
 // memory stays far below the result's size (DuckDB writes the files; they
 // are streamed to the store and back).
 func TestAsyncQueryTenMillionRows(t *testing.T) {
@@ -131,6 +132,24 @@ func TestAsyncQueryTenMillionRows(t *testing.T) {
 	if lines != rows+1 {
 		t.Fatalf("CSV result: %d lines, want a header and %d rows", lines, rows)
 	}
+
+	resp, err := s.Do("GET", "/v1/queries/"+rec.ID+"/results?format=arrow", "", nil, e2e.AdminKey)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("Arrow download: %v %v", err, resp)
+	}
+	ar, err := ipc.NewReader(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var arrowRows int64
+	for ar.Next() {
+		arrowRows += ar.RecordBatch().NumRows()
+	}
+	if err := ar.Err(); err != nil || arrowRows != rows {
+		t.Fatalf("Arrow result: %d rows (%v), want %d", arrowRows, err, rows)
+	}
+	ar.Release()
+	resp.Body.Close()
 
 	var page struct {
 		Rows       []map[string]any `json:"rows"`

@@ -23,7 +23,7 @@ Usage:
   sluice sql [--format table|json|csv] [--server URL] "SQL"
   sluice sql --async "SQL"            (prints the async query's record: its id and state)
   sluice query get ID | cancel ID | list [--limit N]
-  sluice query results ID [--format csv|parquet|ndjson|json] [--output FILE]   (waits for the query)
+  sluice query results ID [--format csv|parquet|ndjson|arrow|json] [--output FILE]   (waits for the query)
       run a query and print the rows
   sluice stream create NAME [--partitions N] [--retention DUR]
   sluice table create NAME --schema FILE [--file-age DUR]
