@@ -50,7 +50,8 @@ type Async struct {
 	Retention time.Duration
 	Log       *slog.Logger
 	// Node names this process in the records it writes (default: host name
-	// and process id).
+	// and process id). A stable name (the same at each restart) lets Run
+	// fail the queries a previous run left unfinished.
 	Node string
 
 	once    sync.Once
@@ -415,10 +416,15 @@ func (a *Async) Sweep(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// Run sweeps every minute until ctx ends, then cancels this node's queries
-// and waits for them to record their end.
+// Run first fails the queries a previous run of this node (same Node)
+// left queued or running (the process ended under them), then sweeps
+// every minute until ctx ends, then cancels this node's queries and waits
+// for them to record their end.
 func (a *Async) Run(ctx context.Context) {
 	a.init()
+	if err := a.recoverInterrupted(ctx); err != nil {
+		a.Log.Warn("cannot fail the async queries a previous run left unfinished", "err", err)
+	}
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
@@ -437,4 +443,25 @@ func (a *Async) Run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// errInterrupted ends the queries a node's previous run left unfinished.
+var errInterrupted = &userError{msg: "interrupted: the node running it stopped; submit it again"}
+
+// recoverInterrupted fails this node's unfinished queries that this run
+// did not start.
+func (a *Async) recoverInterrupted(ctx context.Context) error {
+	recs, err := a.List(auth.WithPrincipal(ctx, nil), int(^uint(0)>>1))
+	if err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		a.mu.Lock()
+		mine := a.cancels[rec.ID] != nil
+		a.mu.Unlock()
+		if !rec.Done() && rec.Node == a.Node && !mine {
+			a.finish(rec, Export{}, errInterrupted, nil)
+		}
+	}
+	return nil
 }

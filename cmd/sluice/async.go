@@ -59,14 +59,17 @@ func (c asyncConfig) validate() []error {
 
 // startAsync serves the async query API on mux (query scope; each key sees
 // its own queries) and returns the function that stops it.
-func startAsync(c asyncConfig, qe *query.Engine, bucket objstore.Bucket, tempDir string, mux *http.ServeMux, guard *auth.Guard, log *slog.Logger) (func(), error) {
+func startAsync(c asyncConfig, qe *query.Engine, bucket objstore.Bucket, tempDir, data string, mux *http.ServeMux, guard *auth.Guard, log *slog.Logger) (func(), error) {
 	streamer, ok := bucket.(objstore.Streamer)
 	if !ok {
 		return nil, fmt.Errorf("BUG: cannot serve async queries: storage %T cannot stream files", bucket)
 	}
 	maxScan, _ := parseSize(c.maxScan) // validated
+	host, _ := os.Hostname()
+	data, _ = filepath.Abs(data)
 	a := &query.Async{
 		Engine: qe, Bucket: streamer, Dir: filepath.Join(tempDir, "async"), Log: log,
+		Node:       host + ":" + data, // stable across restarts: Run fails what a killed run left
 		MaxRunning: c.running, MaxQueued: c.queued, MaxBytesScanned: maxScan,
 		Timeout: c.timeout, Retention: c.retention,
 	}

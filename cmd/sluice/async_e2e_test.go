@@ -261,3 +261,18 @@ func TestAsyncQueryCLI(t *testing.T) {
 		t.Fatalf("query list: %s", out)
 	}
 }
+
+// TestAsyncQueryInterrupted: a query running when its node is killed is
+// failed ("interrupted") when the node starts again on the same data
+// directory, not left running forever.
+func TestAsyncQueryInterrupted(t *testing.T) {
+	data := t.TempDir()
+	s := e2e.Up(t, data)
+	_, rec := submitAsync(t, s, e2e.AdminKey, "select count(*) from range(1000000000000::bigint)")
+	waitAsync(t, s, e2e.AdminKey, rec.ID, query.StateRunning, time.Minute)
+	s.Kill()
+	s = e2e.Up(t, data)
+	if rec := waitAsync(t, s, e2e.AdminKey, rec.ID, query.StateFailed, time.Minute); !strings.Contains(rec.Error, "interrupted") {
+		t.Fatalf("after the restart: %+v", rec)
+	}
+}

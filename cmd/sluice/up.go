@@ -371,7 +371,7 @@ func up(c upConfig, log *slog.Logger) error {
 		}
 		defer stopStep(log, "query engine", func() { qe.Close() })
 		mux.Handle("/v1/query", guard.Require("query", nil, qe.Handler())) // the engine checks each table
-		stopAsync, err := startAsync(c.async, qe, bucket, tempDir, mux, guard, log)
+		stopAsync, err := startAsync(c.async, qe, bucket, tempDir, c.data, mux, guard, log)
 		if err != nil {
 			return err
 		}
