@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"github.com/minio/minio-go/v7"
 )
@@ -35,42 +34,15 @@ var (
 // PutFile copies the file at path in as key (a temporary file, fsynced and
 // renamed into place, as Put does).
 func (d *Dir) PutFile(ctx context.Context, key, path string) error {
-	p, err := d.path(key)
-	if err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	src, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("cannot read %q to store as object %q: %w", path, key, err)
 	}
 	defer src.Close()
-	dir := filepath.Dir(p)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("cannot create directory for object %q: %w", key, err)
-	}
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("cannot create object %q: %w", key, err)
-	}
-	tmp := f.Name()
-	_, werr := io.Copy(f, src)
-	if werr == nil {
-		werr = f.Sync()
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, p)
-	}
-	if werr != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("cannot write object %q: %w", key, werr)
-	}
-	return syncDir(dir)
+	return d.write(ctx, key, func(w io.Writer) error {
+		_, err := io.Copy(w, src)
+		return err
+	})
 }
 
 // Open opens the object's file.
