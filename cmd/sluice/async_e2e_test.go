@@ -241,6 +241,11 @@ func TestAsyncQueryLimitsAndScopes(t *testing.T) {
 	if rec := waitAsync(t, s, alice, pruned.ID, query.StateSucceeded, time.Minute); rec.Rows != 1 || rec.FilesScanned != 0 {
 		t.Fatalf("pruned under the limit: %+v", rec)
 	}
+	for q, want := range map[string]int{"limit=10000": 200, "limit=10001": 400, "limit=0": 400, "offset=-1": 400, "format=xml": 400} {
+		if code, body := statusBody(t, s, "GET", "/v1/queries/"+pruned.ID+"/results?"+q, "", "", alice); code != want {
+			t.Errorf("results?%s: %d %s, want %d", q, code, body, want)
+		}
+	}
 }
 
 // TestAsyncQueryCLI: sluice sql --async starts a query, sluice query
