@@ -41,6 +41,10 @@ var resultTypes = map[string]string{
 //     of at most limit (default 1000, at most 10000) rows and 16 MiB,
 //     from offset. 409 while the query has not succeeded.
 //   - DELETE /v1/queries/{id}: cancels it (202 with the record as it was).
+//   - Named queries (named.go): POST /v1/named-queries {"name", "sql",
+//     "description"} saves one (201; 409 if the name exists), GET lists
+//     them, GET and DELETE /v1/named-queries/{name} read and delete one,
+//     POST /v1/named-queries/{name}/run {"params": {...}} submits it (202).
 //
 // An unknown id, or another key's, is 404.
 func (a *Async) Register(mux *http.ServeMux, wrap func(http.Handler) http.Handler) {
@@ -51,6 +55,7 @@ func (a *Async) Register(mux *http.ServeMux, wrap func(http.Handler) http.Handle
 	handle("GET /v1/queries/{id}", a.serveGet)
 	handle("DELETE /v1/queries/{id}", a.serveCancel)
 	handle("GET /v1/queries/{id}/results", a.serveResults)
+	a.registerNamed(handle)
 }
 
 func (a *Async) serveSubmit(w http.ResponseWriter, r *http.Request) {
@@ -101,8 +106,14 @@ func (a *Async) serveCancel(w http.ResponseWriter, r *http.Request) {
 
 func (a *Async) writeErr(w http.ResponseWriter, err error) {
 	switch {
-	case errors.Is(err, ErrNoQuery):
+	case errors.Is(err, ErrNoQuery), errors.Is(err, ErrNoNamedQuery):
 		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, ErrBadNamedQuery):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, ErrNamedExists):
+		writeError(w, http.StatusConflict, err.Error())
+	case IsForbidden(err):
+		writeError(w, http.StatusForbidden, err.Error())
 	case errors.Is(err, ErrQueueFull):
 		w.Header().Set("Retry-After", "10")
 		writeError(w, http.StatusTooManyRequests, err.Error())

@@ -281,3 +281,43 @@ func TestAsyncQueryInterrupted(t *testing.T) {
 		t.Fatalf("after the restart: %+v", rec)
 	}
 }
+
+// TestNamedQueries: a saved query with {{params}} runs as an async query
+// with the runner's values; a name is saved once (409), a missing or extra
+// parameter is refused (400), any query key may run it, only its owner
+// (or admin) may delete it.
+func TestNamedQueries(t *testing.T) {
+	s := e2e.Up(t, t.TempDir())
+	alice := createKey(t, s, "--scope", "query:*").Key
+	bob := createKey(t, s, "--scope", "query:*").Key
+	save := `{"name": "upto", "sql": "select count(*) as n, {{label}} as label from range({{n}})", "description": "count to n"}`
+	if code, body := statusBody(t, s, "POST", "/v1/named-queries", "application/json", save, alice); code != 201 || !strings.Contains(body, `"params":["label","n"]`) {
+		t.Fatalf("save: %d %s", code, body)
+	}
+	if code := status(t, s, "POST", "/v1/named-queries", "application/json", save, bob); code != http.StatusConflict {
+		t.Fatalf("save again: %d, want 409", code)
+	}
+	for _, params := range []string{`{"params": {"n": 5}}`, `{"params": {"n": 5, "label": "x", "other": 1}}`} {
+		if code, body := statusBody(t, s, "POST", "/v1/named-queries/upto/run", "application/json", params, bob); code != 400 {
+			t.Fatalf("run with %s: %d %s, want 400", params, code, body)
+		}
+	}
+	code, body := statusBody(t, s, "POST", "/v1/named-queries/upto/run", "application/json", `{"params": {"n": 1234, "label": "it's"}}`, bob)
+	var rec query.Record
+	if err := json.Unmarshal([]byte(body), &rec); code != http.StatusAccepted || err != nil {
+		t.Fatalf("run: %d %s", code, body)
+	}
+	waitAsync(t, s, bob, rec.ID, query.StateSucceeded, time.Minute)
+	if code, body := statusBody(t, s, "GET", "/v1/queries/"+rec.ID+"/results", "", "", bob); code != 200 || !strings.Contains(body, `{"n":1234,"label":"it's"}`) {
+		t.Fatalf("results: %d %s", code, body)
+	}
+	if code := status(t, s, "DELETE", "/v1/named-queries/upto", "", "", bob); code != http.StatusForbidden {
+		t.Fatalf("delete by another key: %d, want 403", code)
+	}
+	if code := status(t, s, "DELETE", "/v1/named-queries/upto", "", "", alice); code != http.StatusNoContent {
+		t.Fatalf("delete by its owner: %d", code)
+	}
+	if code := status(t, s, "GET", "/v1/named-queries/upto", "", "", alice); code != 404 {
+		t.Fatalf("read after delete: %d", code)
+	}
+}
