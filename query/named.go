@@ -56,18 +56,10 @@ func bindParams(sqlText string, values map[string]any) (string, []string, error)
 	s := sqlText
 	for i := 0; i < len(s); {
 		start := i
-		switch c := s[i]; {
-		case c == '-' && strings.HasPrefix(s[i:], "--"):
-			i = skipTo(s, i, "\n")
-		case c == '/' && strings.HasPrefix(s[i:], "/*"):
-			i = skipComment(s, i)
-		case c == '\'':
-			i = skipQuoted(s, i+1, '\'', i > 0 && (s[i-1] == 'e' || s[i-1] == 'E'))
-		case c == '"':
-			i = skipQuoted(s, i+1, '"', false)
-		case c == '$' && dollarTag(s[i:]) != "":
-			i = skipTo(s, i+len(dollarTag(s[i:])), dollarTag(s[i:]))
-		case c == '{' && strings.HasPrefix(s[i:], "{{"):
+		switch {
+		case skipNonCode(s, i) > i:
+			i = skipNonCode(s, i)
+		case strings.HasPrefix(s[i:], "{{"):
 			end := strings.Index(s[i:], "}}")
 			if end < 0 {
 				return "", nil, fmt.Errorf("%w: {{ at byte %d is not closed with }}", ErrBadNamedQuery, i)
