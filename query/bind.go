@@ -129,19 +129,12 @@ func identifiers(sqlText string) map[string]bool {
 	for i := 0; i < len(s); {
 		c := s[i]
 		switch {
-		case c == '-' && strings.HasPrefix(s[i:], "--"):
-			i = skipTo(s, i, "\n")
-		case c == '/' && strings.HasPrefix(s[i:], "/*"):
-			i = skipComment(s, i)
-		case c == '\'':
-			i = skipQuoted(s, i+1, '\'', i > 0 && (s[i-1] == 'e' || s[i-1] == 'E'))
 		case c == '"':
 			end := skipQuoted(s, i+1, '"', false)
 			out[strings.ToLower(strings.ReplaceAll(s[i+1:max(end-1, i+1)], `""`, `"`))] = true
 			i = end
-		case c == '$' && dollarTag(s[i:]) != "":
-			tag := dollarTag(s[i:])
-			i = skipTo(s, i+len(tag), tag)
+		case skipNonCode(s, i) > i:
+			i = skipNonCode(s, i)
 		case isIdentStart(c):
 			j := i + 1
 			for j < len(s) && (isIdentStart(s[j]) || s[j] >= '0' && s[j] <= '9' || s[j] == '$') {
@@ -154,6 +147,25 @@ func identifiers(sqlText string) map[string]bool {
 		}
 	}
 	return out
+}
+
+// skipNonCode returns the index after the comment, string literal, quoted
+// identifier or dollar-quoted string that starts at i, or i if none does.
+func skipNonCode(s string, i int) int {
+	switch c := s[i]; {
+	case c == '-' && strings.HasPrefix(s[i:], "--"):
+		return skipTo(s, i, "\n")
+	case c == '/' && strings.HasPrefix(s[i:], "/*"):
+		return skipComment(s, i)
+	case c == '\'':
+		return skipQuoted(s, i+1, '\'', i > 0 && (s[i-1] == 'e' || s[i-1] == 'E'))
+	case c == '"':
+		return skipQuoted(s, i+1, '"', false)
+	case c == '$' && dollarTag(s[i:]) != "":
+		tag := dollarTag(s[i:])
+		return skipTo(s, i+len(tag), tag)
+	}
+	return i
 }
 
 func isIdentStart(c byte) bool {

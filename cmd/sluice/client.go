@@ -60,12 +60,16 @@ func runSQL(args []string) error {
 	c := newCommand("sql")
 	format := c.fs.String("format", "table", "output format: table, json (NDJSON) or csv")
 	timeout := c.fs.Duration("timeout", 5*time.Minute, "give up waiting after this long")
+	async := c.fs.Bool("async", false, "run it as an async query: print its record (id, state) and return; see sluice query")
 	pos, err := parseInterleaved(c.fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
 		return errors.New(`give one SQL statement, quoted: sluice sql "select count(*) from logs"`)
+	}
+	if *async {
+		return postAsync(c, pos[0])
 	}
 	ctx, cancel := signalContext()
 	defer cancel()

@@ -21,6 +21,9 @@ Usage:
   sluice put STREAM [FILE|-] [--server URL]
       send NDJSON records (one JSON value per line) to a stream
   sluice sql [--format table|json|csv] [--server URL] "SQL"
+  sluice sql --async "SQL"            (prints the async query's record: its id and state)
+  sluice query get ID | cancel ID | list [--limit N]
+  sluice query results ID [--format csv|parquet|ndjson|arrow|json] [--output FILE]   (waits for the query)
       run a query and print the rows
   sluice stream create NAME [--partitions N] [--retention DUR]
   sluice table create NAME --schema FILE [--file-age DUR]
@@ -53,6 +56,7 @@ func main() {
 		"serve":    runServe,
 		"put":      runPut,
 		"sql":      runSQL,
+		"query":    queryCommands(),
 		"stream":   streamCommands(),
 		"table":    tableCommands(),
 		"pipeline": pipelineCommands(),

@@ -66,6 +66,7 @@ type upConfig struct {
 	fnMemory    string
 	compact     time.Duration
 	retireGrace time.Duration
+	async       asyncConfig // the async query API (async.go)
 
 	auth         string   // on, off
 	allowedHosts []string // Host names the HTTP API answers to, beyond its own addresses
@@ -129,6 +130,7 @@ func (c *upConfig) validate() error {
 	if c.maxConns < 1 {
 		errs = append(errs, errors.New("--max-connections must be at least 1"))
 	}
+	errs = append(errs, c.async.validate()...)
 	if host, _, err := net.SplitHostPort(c.kafkaListen); err == nil && len(c.brokers) == 0 && c.kafkaAdvertise == "" {
 		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 			errs = append(errs, fmt.Errorf("--kafka-listen %s needs --kafka-advertise HOST:PORT, the address Kafka clients are told to connect to", c.kafkaListen))
@@ -173,6 +175,7 @@ func commonFlags(fs *flag.FlagSet, c *upConfig) {
 	fs.DurationVar(&c.queryTime, "query-timeout", time.Minute, "longest a query may run")
 	fs.StringVar(&c.resultBytes, "query-result-bytes", "64MiB", "memory one query's result may hold; past it the result is cut (truncated, with truncated_by)")
 	fs.IntVar(&c.queryConc, "query-concurrency", query.DefaultMaxConcurrent, "queries that run at once; more wait for a slot within --query-timeout")
+	asyncFlags(fs, &c.async)
 	fs.StringVar(&c.budget, "memory-budget", "512MiB", "rows buffered by all pipelines together before files are written early")
 	fs.StringVar(&c.fnMemory, "function-memory", "1GiB", "memory all function instances may reserve together (each its --memory; exec ones also 64 MiB for their output); past it an instance waits, its partition retrying")
 	fs.DurationVar(&c.compact, "compact-interval", 5*time.Minute, "how often each partition's owner merges its small table files, and unreferenced files are deleted (0: never)")
@@ -357,16 +360,22 @@ func up(c upConfig, log *slog.Logger) error {
 			return err
 		}
 		resultBytes, _ := parseSize(c.resultBytes) // validated
+		tempDir := filepath.Join(c.data, "tmp", "duckdb")
 		qe, err := query.New(query.Config{
 			MemoryLimit: c.queryMemory, Timeout: c.queryTime, Log: log,
 			MaxResultBytes: resultBytes, MaxConcurrent: c.queryConc,
-			AllowedDirs: []string{cat.Dir()}, TempDir: filepath.Join(c.data, "tmp", "duckdb"),
+			AllowedDirs: []string{cat.Dir()}, TempDir: tempDir,
 		}, cat)
 		if err != nil {
 			return err
 		}
 		defer stopStep(log, "query engine", func() { qe.Close() })
 		mux.Handle("/v1/query", guard.Require("query", nil, qe.Handler())) // the engine checks each table
+		stopAsync, err := startAsync(c.async, qe, bucket, tempDir, c.data, mux, guard, log)
+		if err != nil {
+			return err
+		}
+		defer stopStep(log, "async queries", stopAsync)
 		if c.pgEnabled() {
 			pgln, err := net.Listen("tcp", c.pgListen)
 			if err != nil {

@@ -98,7 +98,7 @@ type embeddedConfig struct {
 // the broker is given each key's salt, iteration count and salted password
 // (kfake only works with 4096 iterations, auth.SCRAMIterations; a key of
 // another count gets no user). librdkafka clients (kcat and the like) can
-// log in too: see saslCompatConn.
+// log in too, and so can Java clients from 3.x on: see compatConn.
 func WithKeys(src KeySource) EmbeddedOption {
 	return func(c *embeddedConfig) { c.keys = src }
 }
@@ -188,11 +188,9 @@ func StartEmbedded(dir, listen string, opts ...EmbeddedOption) (*Embedded, error
 	addr := ln.Addr().String()
 	served := net.Listener(ln)
 	if cfg.tls != nil {
-		served = tls.NewListener(served, cfg.tls) // here, not kfake.TLS: saslCompatListener must see plaintext
+		served = tls.NewListener(served, cfg.tls) // here, not kfake.TLS: compatListener must see plaintext
 	}
-	if cfg.keys != nil {
-		served = saslCompatListener{served}
-	}
+	served = compatListener{Listener: served, sasl: cfg.keys != nil}
 	if advertise != nil {
 		if advertise.port == "0" {
 			_, advertise.port, _ = net.SplitHostPort(addr)

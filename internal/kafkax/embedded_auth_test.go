@@ -624,7 +624,7 @@ func rawApiVersions(t *testing.T, addr string, v int16) *kmsg.ApiVersionsRespons
 // TestEmbeddedApiVersionsListsSaslHandshakeV0: with keys the broker lists
 // SaslHandshake from version 0 (what librdkafka needs to try SCRAM) and
 // otherwise answers as kfake does; kfake alone lists it from 1 (if it
-// starts listing 0 itself, saslCompatConn can go).
+// starts listing 0 itself, that part of compatConn can go).
 func TestEmbeddedApiVersionsListsSaslHandshakeV0(t *testing.T) {
 	plain, err := StartEmbedded(t.TempDir(), "127.0.0.1:0")
 	if err != nil {

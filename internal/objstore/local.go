@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -42,6 +43,15 @@ func (d *Dir) path(key string) (string, error) {
 }
 
 func (d *Dir) Put(ctx context.Context, key string, data []byte) error {
+	return d.write(ctx, key, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// write stores what fill writes as key: a temporary file, fsynced and
+// renamed into place, then the directory fsynced.
+func (d *Dir) write(ctx context.Context, key string, fill func(io.Writer) error) error {
 	p, err := d.path(key)
 	if err != nil {
 		return err
@@ -58,7 +68,7 @@ func (d *Dir) Put(ctx context.Context, key string, data []byte) error {
 		return fmt.Errorf("cannot create object %q: %w", key, err)
 	}
 	tmp := f.Name()
-	_, werr := f.Write(data)
+	werr := fill(f)
 	if werr == nil {
 		werr = f.Sync()
 	}
