@@ -236,17 +236,21 @@ func (s *session) simpleQuery(sql string) {
 		s.sendError(err)
 		return
 	}
-	s.complete(res, len(res.Rows))
+	s.complete(len(res.Rows))
 }
 
-// complete ends a result: a warning if it was cut, then CommandComplete.
-func (s *session) complete(res *query.Result, n int) {
-	if res.Truncated {
-		s.be.Send(&pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: codeWarning,
-			Message: fmt.Sprintf("result truncated to its first %d rows (%s)", len(res.Rows), res.TruncatedBy),
-			Hint:    "Add a LIMIT, filter or aggregate."})
-	}
+// complete ends a result with CommandComplete.
+func (s *session) complete(n int) {
 	s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.Itoa(n))})
+}
+
+// truncatedError is what a result cut by the engine's row or byte limit
+// answers: an ERROR, since drivers drop notices and a silently short
+// result looks complete. COPY and cursors stream past the row limit.
+func truncatedError(res *query.Result) error {
+	e := newError(codeLimit, "cannot return the result: it exceeds "+res.TruncatedBy)
+	e.hint = "Add a LIMIT, filter or aggregate, or read it with a cursor (DECLARE ... CURSOR, FETCH) or COPY (...) TO STDOUT, which stream without the row limit."
+	return e
 }
 
 // ignoredSettings are the settings drivers SET on connect whose values do
@@ -325,6 +329,9 @@ func (s *session) runQuery(sql string) (*query.Result, error) {
 	s.mu.Unlock()
 	if err != nil {
 		return nil, queryError(err, canceled, shutdown)
+	}
+	if res.Truncated {
+		return nil, truncatedError(res)
 	}
 	return res, nil
 }
@@ -591,7 +598,7 @@ func (s *session) execute(m *pgproto3.Execute) error {
 		s.be.Send(&pgproto3.PortalSuspended{})
 		return nil
 	}
-	s.complete(p.res, to-from)
+	s.complete(to - from)
 	return nil
 }
 
