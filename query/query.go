@@ -140,6 +140,11 @@ type Config struct {
 	// than MemoryLimit fails with an out-of-memory error (a server error, see
 	// IsUserError) instead of writing to the working directory.
 	TempDir string
+	// SetupSQL are statements New runs once, after the sandbox is in
+	// force and before any query (the Postgres face's catalog views and
+	// macros, see pgwire.CatalogSQL). They may create objects; a failing
+	// one fails New.
+	SetupSQL []string
 }
 
 const (
@@ -223,6 +228,12 @@ func New(cfg Config, cat Catalog) (*Engine, error) {
 	if err := e.applySandbox(context.Background()); err != nil {
 		_ = db.Close()
 		return nil, err
+	}
+	for _, stmt := range cfg.SetupSQL {
+		if _, err := db.Exec(stmt); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("cannot set up query engine: %s: %w", truncateSQL(stmt), err)
+		}
 	}
 	return e, nil
 }

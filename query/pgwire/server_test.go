@@ -58,6 +58,11 @@ SELECT i::BIGINT AS id,
        [i, i + 1]::INTEGER[] AS pair
 FROM range(1, 101) t(i)`
 
+// logsColumns are logsFixture's columns, as the catalog declares them.
+var logsColumns = []query.Column{{Name: "id", Type: "BIGINT"}, {Name: "msg", Type: "VARCHAR"}, {Name: "odd", Type: "BOOLEAN"},
+	{Name: "score", Type: "DOUBLE"}, {Name: "ts", Type: "TIMESTAMP WITH TIME ZONE"}, {Name: "payload", Type: "JSON"},
+	{Name: "amount", Type: "DECIMAL(18,3)"}, {Name: "pair", Type: "INTEGER[]"}}
+
 // startServer serves an engine over a logs table on 127.0.0.1:0 and
 // returns the connection string.
 func startServer(t *testing.T, cfg query.Config, srv *Server) string {
@@ -81,7 +86,8 @@ func startServer(t *testing.T, cfg query.Config, srv *Server) string {
 	}
 	cfg.AllowedDirs = []string{root}
 	cfg.Threads = 2
-	e, err := query.New(cfg, fixedCatalog{{Name: "logs", Dir: dir}})
+	cfg.SetupSQL = CatalogSQL()
+	e, err := query.New(cfg, fixedCatalog{{Name: "logs", Dir: dir, Columns: logsColumns}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -482,7 +488,7 @@ func TestEmptyQuery(t *testing.T) {
 func TestIdleTimeout(t *testing.T) {
 	url := startServer(t, query.Config{}, &Server{MaxConns: 1, IdleTimeout: 300 * time.Millisecond})
 	r := rawConnect(t, url)
-	r.exchange("a query", "Row(1:23/0) Data(31) Complete(SELECT 1) ReadyForQuery(I)", &pgproto3.Query{String: "select 1"})
+	r.exchange("a query", "Row(?column?:23/0) Data(31) Complete(SELECT 1) ReadyForQuery(I)", &pgproto3.Query{String: "select 1"})
 	// Then nothing: the server ends the session (the raw connection's
 	// deadline is 30 s).
 	msg, err := r.fe.Receive()

@@ -207,6 +207,7 @@ func (s *session) extended(err error) {
 
 func (s *session) simpleQuery(sql string) {
 	defer s.ready()
+	sql = rewrite(sql, s.params["user"])
 	info, err := analyze(sql)
 	if err != nil {
 		s.sendError(newError(codeSyntax, err.Error()))
@@ -402,13 +403,14 @@ func (s *session) parse(m *pgproto3.Parse) error {
 	if _, ok := s.stmts[m.Name]; !ok && len(s.stmts) >= maxStatements {
 		return newError(codeLimit, fmt.Sprintf("too many prepared statements (at most %d per session): close some", maxStatements))
 	}
-	info, err := analyze(m.Query)
+	sql := rewrite(m.Query, s.params["user"])
+	info, err := analyze(sql)
 	if err != nil {
 		return newError(codeSyntax, err.Error())
 	}
 	oids := make([]uint32, max(info.nParams, len(m.ParameterOIDs)))
 	copy(oids, m.ParameterOIDs)
-	s.stmts[m.Name] = &statement{sql: m.Query, info: info, paramOIDs: oids}
+	s.stmts[m.Name] = &statement{sql: sql, info: info, paramOIDs: oids}
 	s.be.Send(&pgproto3.ParseComplete{})
 	return nil
 }
