@@ -59,7 +59,9 @@ var facePg = map[string]bool{
 	"pg_relation_size": true, "pg_total_relation_size": true, "pg_table_size": true, "pg_backend_pid": true,
 	"pg_postmaster_start_time": true, "txid_current": true, "pg_is_in_recovery": true,
 	"pg_get_keywords": true, "pg_get_viewdef": true, "array_lower": true, "array_upper": true,
-	"pg_get_function_identity_arguments": true, "pg_function_is_visible": true, "current_schemas": true,
+	"pg_get_function_identity_arguments": true, "pg_get_statisticsobjdef_columns": true,
+	"pg_get_statisticsobjdef_expressions": true, "pg_get_partkeydef": true, "pg_get_triggerdef": true,
+	"pg_get_ruledef": true, "pg_relation_is_publishable": true, "pg_function_is_visible": true, "current_schemas": true,
 }
 
 // faceInfo are the information_schema views FaceDB.info defines.
@@ -80,8 +82,8 @@ var userWords = map[string]bool{"current_user": true, "session_user": true, "cur
 
 // pgSettings are the parameters SHOW and current_setting answer.
 var pgSettings = map[string]string{
-	"server_version":                "16.0",
-	"server_version_num":            "160000",
+	"server_version":                "14.0",
+	"server_version_num":            "140000",
 	"server_encoding":               "UTF8",
 	"client_encoding":               "UTF8",
 	"datestyle":                     "ISO, MDY",

@@ -174,8 +174,8 @@ func macros(pg string, format []string) []string {
 		m("current_schemas(implicit)", "CASE WHEN implicit THEN ['pg_catalog', 'main'] ELSE ['main'] END"),
 		m("pg_get_userbyid(id)", "'sluice'"),
 		m("quote_ident(s)", `CASE WHEN regexp_full_match(s, '[a-z_][a-z0-9_$]*') THEN s ELSE '"' || replace(s, '"', '""') || '"' END`),
-		m("format_type(oid, typmod)", "CASE WHEN oid = 1700 AND typmod > 4 THEN 'numeric(' || ((typmod - 4) >> 16) || ',' || ((typmod - 4) & 65535) || ')' WHEN oid = 1700 THEN 'numeric' "+
-			strings.Join(format, " ")+" ELSE '???' END"),
+		m("format_type(oid, typmod)", "CASE WHEN oid = 1700 AND typmod > 4 THEN 'numeric(' || ((typmod - 4) >> 16) || ',' || ((typmod - 4) & 65535) || ')' WHEN oid = 1700 THEN 'numeric' ELSE CASE oid "+
+			strings.Join(format, " ")+" ELSE '???' END END"),
 		m("pg_table_is_visible(oid)", "true"),
 		m("pg_type_is_visible(oid)", "true"),
 		m("pg_function_is_visible(oid)", "true"),
@@ -188,6 +188,12 @@ func macros(pg string, format []string) []string {
 		m("pg_get_constraintdef(c, pretty := false)", "NULL::VARCHAR"),
 		m("pg_get_viewdef(v, pretty := false)", "NULL::VARCHAR"),
 		m("pg_get_function_identity_arguments(f)", "''"),
+		m("pg_get_statisticsobjdef_columns(o)", "NULL::VARCHAR"),
+		m("pg_get_statisticsobjdef_expressions(o)", "NULL::VARCHAR[]"),
+		m("pg_get_partkeydef(r)", "NULL::VARCHAR"),
+		m("pg_get_triggerdef(t, pretty := false)", "NULL::VARCHAR"),
+		m("pg_get_ruledef(r, pretty := false)", "NULL::VARCHAR"),
+		m("pg_relation_is_publishable(r)", "false"),
 		m("to_regclass(rel)", "coalesce((SELECT t.oid FROM "+pg+"sluice_tables t WHERE t.relname = regexp_replace(rel, '^(pg_catalog|main)\\.', '')), "+
 			"hash(rel) % 1000000 + 1000000)::BIGINT"),
 		m("has_table_privilege(a, b := NULL, c := NULL)", "true"),

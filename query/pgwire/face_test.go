@@ -20,12 +20,12 @@ func TestFaceQueries(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			c := connect(t, url, mode)
 			for _, tc := range []struct{ sql, want string }{
-				{"select pg_catalog.version()", "version=PostgreSQL 16.0 (sluice)"},
-				{"select version()", "version=PostgreSQL 16.0 (sluice)"},
-				{"show server_version", "server_version=16.0"},
+				{"select pg_catalog.version()", "version=PostgreSQL 14.0 (sluice)"},
+				{"select version()", "version=PostgreSQL 14.0 (sluice)"},
+				{"show server_version", "server_version=14.0"},
 				{"SHOW TRANSACTION ISOLATION LEVEL", "transaction_isolation=read committed"},
 				{"show search_path", "search_path=main"},
-				{"select current_setting('server_version_num')", "current_setting=160000"},
+				{"select current_setting('server_version_num')", "current_setting=140000"},
 				{"select current_database(), current_user", "current_database=sluice|current_user=analyst"},
 				{"select count(*) from logs", "count=100"},
 				{"select quote_ident('logs'), quote_ident('Logs')", `quote_ident=logs|quote_ident="Logs"`},

@@ -83,8 +83,9 @@ const DefaultIdleTimeout = 10 * time.Minute
 const DefaultMaxConns = 64
 
 // ServerVersion is the server_version reported to clients. Clients use it
-// to pick features; 16 is a current Postgres.
-const ServerVersion = "16.0 (sluice)"
+// to pick features: 14, whose catalog queries (psql's \d among them) the
+// face answers; newer psql asks 15's for publication column lists.
+const ServerVersion = "14.0 (sluice)"
 
 const (
 	startupTimeout = 10 * time.Second
