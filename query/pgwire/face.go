@@ -50,11 +50,11 @@ var facePg = map[string]bool{
 	"pg_publication_rel": true, "pg_publication_namespace": true, "pg_trigger": true, "pg_rewrite": true,
 	"pg_partitioned_table": true, "pg_foreign_table": true, "pg_attrdef": true, "pg_constraint": true,
 	"pg_tables": true, "pg_views": true, "pg_matviews": true, "pg_settings": true, "pg_extension": true,
-	"pg_enum": true, "pg_range": true, "pg_am": true, "pg_collation": true, "pg_tablespace": true,
+	"pg_enum": true, "pg_opclass": true, "pg_range": true, "pg_am": true, "pg_collation": true, "pg_tablespace": true,
 	"pg_get_userbyid": true, "quote_ident": true, "format_type": true, "pg_table_is_visible": true,
 	"pg_type_is_visible": true, "current_setting": true, "version": true, "current_database": true,
 	"current_schema": true, "pg_encoding_to_char": true, "obj_description": true, "col_description": true,
-	"pg_get_expr": true, "pg_get_indexdef": true, "pg_get_constraintdef": true, "to_regclass": true,
+	"pg_get_expr": true, "pg_get_indexdef": true, "pg_get_constraintdef": true, "to_regclass": true, "to_regtype": true, "pg_get_serial_sequence": true, "pg_collation_is_visible": true,
 	"has_table_privilege": true, "has_schema_privilege": true, "has_database_privilege": true,
 	"pg_relation_size": true, "pg_total_relation_size": true, "pg_table_size": true, "pg_backend_pid": true,
 	"pg_postmaster_start_time": true, "txid_current": true, "pg_is_in_recovery": true,
@@ -76,6 +76,10 @@ var castTypes = map[string]string{
 	"regnamespace": "BIGINT", "regrole": "BIGINT", "regoper": "BIGINT", "oid": "BIGINT", "xid": "BIGINT",
 	"name": "VARCHAR", "bpchar": "VARCHAR", "int2vector": "VARCHAR", "oidvector": "VARCHAR",
 }
+
+// renamedFuncs are Postgres functions DuckDB has under another name
+// (variadic ones, which a macro cannot be).
+var renamedFuncs = map[string]string{"json_build_object": "json_object", "jsonb_build_object": "json_object"}
 
 // userWords are the SQL keywords that name the session's user.
 var userWords = map[string]bool{"current_user": true, "session_user": true, "current_role": true, "user": true}
@@ -262,8 +266,15 @@ func (r *rewriter) one(b *strings.Builder, i int) int {
 			return j
 		}
 	case w != "" && !qualified && !r.is(r.next(i), "."):
-		if castTypes[w] != "" && r.is(r.prev(i), "::") {
+		// A cast: x::regclass, or CAST(x AS regclass) (after AS only the
+		// reg* types, which are no alias, and oid right before ")").
+		asCast := r.is(r.prev(i), "as") && (strings.HasPrefix(w, "reg") || r.is(r.next(i), ")"))
+		if castTypes[w] != "" && (r.is(r.prev(i), "::") || asCast) {
 			b.WriteString(castTypes[w])
+			return i
+		}
+		if f, ok := renamedFuncs[w]; ok && r.is(r.next(i), "(") {
+			b.WriteString(f)
 			return i
 		}
 		if userWords[w] && !r.is(r.next(i), "(") && !r.is(r.prev(i), "as") {

@@ -97,7 +97,7 @@ func CatalogSQL() []string {
 			"false AS relhasindex, false AS relisshared, 'p' AS relpersistence, 'r' AS relkind, (SELECT count(*) FROM "+pg+"sluice_columns c WHERE c.table_oid = t.oid)::SMALLINT AS relnatts, "+
 			"0::SMALLINT AS relchecks, false AS relhasrules, false AS relhastriggers, false AS relhassubclass, false AS relrowsecurity, false AS relforcerowsecurity, "+
 			"true AS relispopulated, 'd' AS relreplident, false AS relispartition, 0::BIGINT AS relrewrite, 0::BIGINT AS relfrozenxid, 0::BIGINT AS relminmxid, "+
-			"NULL::VARCHAR[] AS relacl, []::VARCHAR[] AS reloptions, NULL::VARCHAR AS relpartbound FROM "+tables+" t",
+			"NULL::VARCHAR[] AS relacl, NULL::VARCHAR[] AS reloptions, NULL::VARCHAR AS relpartbound FROM "+tables+" t",
 		"CREATE VIEW "+pg+"pg_attribute AS SELECT table_oid AS attrelid, column_name AS attname, typid AS atttypid, -1 AS attstattarget, "+
 			"(SELECT typlen FROM "+pg+"pg_type y WHERE y.oid = typid)::SMALLINT AS attlen, column_index::SMALLINT AS attnum, 0 AS attndims, -1 AS attcacheoff, "+
 			"CASE WHEN typid = 1700 AND numeric_precision IS NOT NULL THEN ((numeric_precision << 16) | numeric_scale) + 4 ELSE -1 END AS atttypmod, "+
@@ -144,6 +144,7 @@ func CatalogSQL() []string {
 		"pg_enum":                  "oid BIGINT, enumtypid BIGINT, enumsortorder FLOAT, enumlabel VARCHAR",
 		"pg_range":                 "rngtypid BIGINT, rngsubtype BIGINT, rngmultitypid BIGINT",
 		"pg_collation":             "oid BIGINT, collname VARCHAR, collnamespace BIGINT, collowner BIGINT, collprovider VARCHAR, collisdeterministic BOOLEAN, collencoding INTEGER, collcollate VARCHAR, collctype VARCHAR",
+		"pg_opclass":               "oid BIGINT, opcmethod BIGINT, opcname VARCHAR, opcnamespace BIGINT, opcowner BIGINT, opcfamily BIGINT, opcintype BIGINT, opcdefault BOOLEAN, opckeytype BIGINT",
 		"pg_tablespace":            "oid BIGINT, spcname VARCHAR, spcowner BIGINT, spcacl VARCHAR[], spcoptions VARCHAR[]",
 	} {
 		ddl = append(ddl, emptyView(pg+name, cols))
@@ -194,6 +195,9 @@ func macros(pg string, format []string) []string {
 		m("pg_get_triggerdef(t, pretty := false)", "NULL::VARCHAR"),
 		m("pg_get_ruledef(r, pretty := false)", "NULL::VARCHAR"),
 		m("pg_relation_is_publishable(r)", "false"),
+		m("pg_get_serial_sequence(t, c)", "NULL::VARCHAR"),
+		m("pg_collation_is_visible(c)", "true"),
+		m("to_regtype(type_name)", "(SELECT oid FROM (VALUES "+typeNames()+") t(oid, typname) WHERE t.typname = regexp_replace(type_name, '^pg_catalog\\.', ''))::BIGINT"),
 		m("to_regclass(rel)", "coalesce((SELECT t.oid FROM "+pg+"sluice_tables t WHERE t.relname = regexp_replace(rel, '^(pg_catalog|main)\\.', '')), "+
 			"hash(rel) % 1000000 + 1000000)::BIGINT"),
 		m("has_table_privilege(a, b := NULL, c := NULL)", "true"),
@@ -231,6 +235,14 @@ func infoSchema(pg, info string) []string {
 		emptyView(info+"key_column_usage", "constraint_catalog VARCHAR, constraint_schema VARCHAR, constraint_name VARCHAR, table_catalog VARCHAR, table_schema VARCHAR, table_name VARCHAR, column_name VARCHAR, ordinal_position INTEGER"),
 		emptyView(info+"routines", "routine_catalog VARCHAR, routine_schema VARCHAR, routine_name VARCHAR, routine_type VARCHAR, data_type VARCHAR"),
 	}
+}
+
+func typeNames() string {
+	var rows []string
+	for _, t := range pgTypes {
+		rows = append(rows, fmt.Sprintf("(%d, '%s')", t.oid, t.name))
+	}
+	return strings.Join(rows, ", ")
 }
 
 func formatRows() string {

@@ -286,8 +286,18 @@ func (s *session) command(info statementInfo) (tag string, ok bool, err error) {
 		s.tx = 'I'
 		return tag, true, nil
 	case "ROLLBACK", "ABORT":
+		if w[1] == "TO" && s.tx != 'I' {
+			s.tx = 'T' // ROLLBACK TO SAVEPOINT: the block goes on
+			return "ROLLBACK", true, nil
+		}
 		s.tx = 'I'
 		return "ROLLBACK", true, nil
+	case "SAVEPOINT", "RELEASE":
+		// Savepoints (psycopg's nested transactions) change nothing either.
+		if s.tx == 'E' {
+			return "", true, failedTx()
+		}
+		return w[0], true, nil
 	case "SET":
 		name := w[1]
 		if name == "SESSION" || name == "LOCAL" {
@@ -464,7 +474,7 @@ func returnsRows(info statementInfo) bool {
 	}
 	w := append(info.words, "", "", "")
 	switch w[0] {
-	case "BEGIN", "COMMIT", "END", "ROLLBACK", "ABORT":
+	case "BEGIN", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE":
 		return false
 	case "START":
 		return w[1] != "TRANSACTION"
