@@ -145,6 +145,11 @@ type Config struct {
 	// macros, see pgwire.CatalogSQL). They may create objects; a failing
 	// one fails New.
 	SetupSQL []string
+	// MaxStreamRows is the most rows Stream hands out (Postgres cursors
+	// and COPY); 0, the default, is no limit (a stream holds one page in
+	// memory, the result itself is in DuckDB's storage, spilled to
+	// TempDir). A larger result is an error, never a cut.
+	MaxStreamRows int64
 }
 
 const (
