@@ -118,6 +118,7 @@ type token struct {
 	ident bool // an unquoted identifier or keyword
 	space bool // whitespace or a comment
 	str   bool // a string literal ('...', E'...', $$...$$)
+	pos   int  // byte offset in the statement
 }
 
 // tokens splits sql into tokens (scan's segments, code split further).
@@ -127,14 +128,21 @@ func tokens(sql string) ([]token, error) {
 		return nil, err
 	}
 	var out []token
+	pos := 0
 	for _, s := range segs {
+		var add []token
 		switch s.kind {
 		case segComment:
-			out = append(out, token{text: s.text, space: true})
+			add = []token{{text: s.text, space: true}}
 		case segString, segParam:
-			out = append(out, token{text: s.text, str: s.kind == segString && s.text[0] != '"'})
+			add = []token{{text: s.text, str: s.kind == segString && s.text[0] != '"'}}
 		default:
-			out = append(out, codeTokens(s.text)...)
+			add = codeTokens(s.text)
+		}
+		for _, t := range add {
+			t.pos = pos
+			pos += len(t.text)
+			out = append(out, t)
 		}
 	}
 	return out, nil
@@ -155,6 +163,11 @@ func codeTokens(s string) []token {
 				j++
 			}
 			out = append(out, token{text: s[i:j], space: true})
+		case isDigit(c):
+			for j < len(s) && (isDigit(s[j]) || s[j] == '.') {
+				j++
+			}
+			out = append(out, token{text: s[i:j]})
 		case c == ':' && j < len(s) && s[j] == ':':
 			j++
 			out = append(out, token{text: "::"})

@@ -96,6 +96,9 @@ const (
 // Engine runs one SQL statement; *query.Engine is one.
 type Engine interface {
 	Query(ctx context.Context, sql string) (*query.Result, error)
+	// Stream runs a query without the row limit, handing its result page
+	// by page (COPY TO STDOUT and cursors).
+	Stream(ctx context.Context, sql string, fn func(page *query.Result) error) (*query.Result, error)
 }
 
 // ErrServerClosed is returned by Serve after Close.
@@ -378,7 +381,7 @@ func (s *Server) register(c net.Conn, be *pgproto3.Backend, startup *pgproto3.St
 		srv: s, conn: c, be: be, pid: s.nextPID, secret: secret[:], principal: principal,
 		protocol: startup.ProtocolVersion, params: params,
 		types: pgtype.NewMap(), tx: 'I',
-		stmts: map[string]*statement{}, portals: map[string]*portal{},
+		stmts: map[string]*statement{}, portals: map[string]*portal{}, cursors: map[string]*cursor{},
 	}
 	s.sessions[sess.pid] = sess
 	return sess, true

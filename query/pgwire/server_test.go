@@ -269,7 +269,7 @@ func TestErrors(t *testing.T) {
 				{"selec 1", "42601", "syntax error"},
 				{"select * from nope", "42P01", "nope"},
 				{"select nope from logs", "42000", "nope"},
-				{"copy logs to '/tmp/x.csv'", "42501", "disabled"},
+				{"copy logs to '/tmp/x.csv'", "0A000", "TO STDOUT"},
 				{"set threads = 1", "0A000", "SET/RESET statements are not allowed"},
 				{"create table x (i int)", "0A000", "not allowed"},
 				{"select 1; select 2", "0A000", "one SQL statement"},

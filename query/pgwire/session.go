@@ -46,8 +46,9 @@ type session struct {
 	tx         byte // ReadyForQuery status: 'I' idle, 'T' in a block, 'E' failed block
 	stmts      map[string]*statement
 	portals    map[string]*portal
-	skipToSync bool  // after an error in the extended protocol
-	ioErr      error // the connection is broken
+	cursors    map[string]*cursor // DECLAREd, open until CLOSE or the block ends
+	skipToSync bool               // after an error in the extended protocol
+	ioErr      error              // the connection is broken
 
 	mu       sync.Mutex
 	stop     context.CancelFunc // of the running query; nil when idle
@@ -115,6 +116,7 @@ func (s *session) run() {
 	}
 	s.be.Send(&pgproto3.BackendKeyData{ProcessID: s.pid, SecretKey: s.secret})
 	s.ready()
+	defer s.closeCursors("")
 	idle := s.srv.IdleTimeout
 	if idle == 0 {
 		idle = DefaultIdleTimeout
@@ -217,6 +219,12 @@ func (s *session) simpleQuery(sql string) {
 		s.be.Send(&pgproto3.EmptyQueryResponse{})
 		return
 	}
+	if handled, err := s.streamCommand(sql, info, nil, true); handled {
+		if err != nil {
+			s.sendError(err)
+		}
+		return
+	}
 	if tag, ok, err := s.command(info); ok {
 		if err != nil {
 			s.sendError(err)
@@ -279,6 +287,7 @@ func (s *session) command(info statementInfo) (tag string, ok bool, err error) {
 		s.tx = 'T'
 		return "BEGIN", true, nil
 	case "COMMIT", "END":
+		s.closeCursors("")
 		tag = "COMMIT"
 		if s.tx == 'E' {
 			tag = "ROLLBACK"
@@ -291,6 +300,7 @@ func (s *session) command(info statementInfo) (tag string, ok bool, err error) {
 			return "ROLLBACK", true, nil
 		}
 		s.tx = 'I'
+		s.closeCursors("")
 		return "ROLLBACK", true, nil
 	case "SAVEPOINT", "RELEASE":
 		// Savepoints (psycopg's nested transactions) change nothing either.
@@ -474,7 +484,7 @@ func returnsRows(info statementInfo) bool {
 	}
 	w := append(info.words, "", "", "")
 	switch w[0] {
-	case "BEGIN", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE":
+	case "BEGIN", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE", "COPY", "DECLARE", "CLOSE":
 		return false
 	case "START":
 		return w[1] != "TRANSACTION"
@@ -496,6 +506,9 @@ func (s *session) describe(m *pgproto3.Describe) error {
 			return newError(codeNoStatement, statementName(m.Name)+" does not exist")
 		}
 		oids := st.paramOIDs
+		if ok, err := s.describeFetchStatement(st); ok {
+			return err
+		}
 		if !returnsRows(st.info) {
 			s.be.Send(&pgproto3.ParameterDescription{ParameterOIDs: oids})
 			s.be.Send(&pgproto3.NoData{})
@@ -511,8 +524,15 @@ func (s *session) describe(m *pgproto3.Describe) error {
 		return nil
 	case 'P':
 		p, ok := s.portals[m.Name]
+		if c, isCursor := s.cursors[m.Name]; !ok && isCursor {
+			s.be.Send(rowDescription(c.cols, make([]int16, len(c.cols))))
+			return nil
+		}
 		if !ok {
 			return newError(codeNoPortal, fmt.Sprintf("portal %q does not exist", m.Name))
+		}
+		if ok, err := s.describeFetch(p.sql, p.stmt.info, p.formats); ok {
+			return err
 		}
 		if !returnsRows(p.stmt.info) {
 			s.be.Send(&pgproto3.NoData{})
@@ -574,6 +594,9 @@ func (s *session) execute(m *pgproto3.Execute) error {
 	if info.empty {
 		s.be.Send(&pgproto3.EmptyQueryResponse{})
 		return nil
+	}
+	if handled, err := s.streamCommand(p.sql, info, p.formats, false); handled {
+		return err
 	}
 	if !returnsRows(info) {
 		tag, _, err := s.command(info)
