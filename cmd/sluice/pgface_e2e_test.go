@@ -45,6 +45,7 @@ func psqlRunner(t *testing.T, s *e2e.Server) func(args ...string) (string, strin
 func TestPostgresFacePsql(t *testing.T) {
 	s := e2e.Up(t, t.TempDir())
 	run := psqlRunner(t, s)
+	dir := t.TempDir()
 	putHTTP(t, s, logLines("face", 20))
 	s.WaitCount("select count(*) from logs where attrs->>'run' = 'face'", 20, 60*time.Second)
 
@@ -57,6 +58,7 @@ func TestPostgresFacePsql(t *testing.T) {
 		{`\l`, []string{"sluice", "UTF8"}},
 		{`\dn`, []string{"main", "sluice"}},
 		{"select current_user, current_database(), count(*) from logs where attrs->>'run' = 'face'", []string{auth.IDOf(e2e.AdminKey), "sluice", "count", "20"}},
+		{`\copy (select level, count(*) from logs group by level order by level) to '` + filepath.Join(dir, "levels.csv") + `' with csv header`, []string{"COPY 4"}},
 	} {
 		out, errOut, err := run("-c", tc.cmd)
 		if err != nil {
@@ -67,6 +69,9 @@ func TestPostgresFacePsql(t *testing.T) {
 				t.Errorf("%s: no %q in\n%s", tc.cmd, w, out)
 			}
 		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "levels.csv")); err != nil || string(b) != "level,count\ndebug,5\nerror,5\ninfo,5\nwarn,5\n" {
+		t.Fatalf("\\copy wrote %q, %v", b, err)
 	}
 }
 
@@ -128,5 +133,60 @@ func TestPostgresFaceSQLAlchemy(t *testing.T) {
 		if !strings.Contains(string(out), w) {
 			t.Errorf("no %q in\n%s", w, out)
 		}
+	}
+}
+
+// psycopgScript reads 1,000,000 rows through a named (server-side) cursor,
+// copies a query out with cursor.copy, and runs a plain query past the row
+// limit, which must raise.
+const psycopgScript = `
+import sys, psycopg
+conn = psycopg.connect(sys.argv[1])
+with conn.cursor(name="big") as cur:
+    cur.itersize = 5000
+    cur.execute("select i, repeat('x', 900) as pad from range(1000000) t(i) order by i")
+    n = s = 0
+    for row in cur:
+        n += 1
+        s += row[0]
+print("cursor", n, s)
+conn.commit()
+with conn.cursor() as cur:
+    with cur.copy("COPY (select i, 'a,b' as t from range(3) t(i) order by i) TO STDOUT WITH (FORMAT csv)") as copy:
+        data = b"".join(bytes(b) for b in copy)
+print("copy", data.decode().replace("\n", "|"))
+try:
+    rows = conn.execute("select i from range(10004) t(i)").fetchall()
+    print("cap none", len(rows))
+except psycopg.Error as e:
+    print("cap", e.sqlstate)
+`
+
+// TestPostgresFacePsycopg: a psycopg named cursor reads 1,000,000 rows
+// (about 900 MB) past the 10,000-row limit while the server's peak RSS
+// stays bounded by --query-memory plus its fixed overhead (the result
+// spills to disk); cursor.copy works; a plain query past the limit raises
+// 54000 instead of returning 10,000 rows.
+func TestPostgresFacePsycopg(t *testing.T) {
+	py := pythonClients(t)
+	s := e2e.Up(t, t.TempDir(), "--query-memory", "256MB")
+	host, port, _ := net.SplitHostPort(s.PGAddr)
+	url := "postgresql://" + auth.IDOf(e2e.AdminKey) + ":" + e2e.AdminKey + "@" + host + ":" + port + "/sluice"
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, py, "-c", psycopgScript, url).CombinedOutput()
+	if err != nil {
+		t.Fatalf("python: %v\n%s", err, out)
+	}
+	for _, w := range []string{"cursor 1000000 499999500000", `copy 0,"a,b"|1,"a,b"|2,"a,b"|`, "cap 54000"} {
+		if !strings.Contains(string(out), w) {
+			t.Errorf("no %q in\n%s", w, out)
+		}
+	}
+	const bound = 768 << 20
+	if peak := s.PeakRSS(); peak <= 0 || peak > bound {
+		t.Fatalf("peak RSS %d MiB, want at most %d MiB", peak>>20, bound>>20)
+	} else {
+		t.Logf("peak RSS %d MiB", peak>>20)
 	}
 }
