@@ -190,3 +190,50 @@ func TestPostgresFacePsycopg(t *testing.T) {
 		t.Logf("peak RSS %d MiB", peak>>20)
 	}
 }
+
+// jdbcClasspath returns the classpath of pgjdbc and JdbcMeta that
+// scripts/jdbc makes: $SLUICE_JDBC, or the cache's. Without it the test is
+// skipped, unless SLUICE_REQUIRE_JDBC is set.
+func jdbcClasspath(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("SLUICE_JDBC")
+	if dir == "" {
+		cache := os.Getenv("SLUICE_CACHE")
+		if cache == "" {
+			home, _ := os.UserHomeDir()
+			cache = filepath.Join(home, ".cache", "sluice")
+		}
+		dir = filepath.Join(cache, "jdbc-42.7.8")
+	}
+	_, err := os.Stat(filepath.Join(dir, "JdbcMeta.class"))
+	if _, jerr := exec.LookPath("java"); err != nil || jerr != nil {
+		if os.Getenv("SLUICE_REQUIRE_JDBC") != "" {
+			t.Fatalf("no pgjdbc at %s (or no java) but SLUICE_REQUIRE_JDBC is set (scripts/jdbc install)", dir)
+		}
+		t.Skipf("no pgjdbc at %s (or no java): scripts/jdbc install makes it", dir)
+	}
+	return dir + string(os.PathListSeparator) + filepath.Join(dir, "*")
+}
+
+// TestPostgresFaceJDBC: pgjdbc 42.7's DatabaseMetaData, as JDBC tools use
+// it, lists every table and every column of logs with its type, and
+// getPrimaryKeys, getIndexInfo, getTypeInfo and getFunctions answer.
+func TestPostgresFaceJDBC(t *testing.T) {
+	cp := jdbcClasspath(t)
+	s := e2e.Up(t, t.TempDir())
+	putHTTP(t, s, logLines("jdbc", 30))
+	s.WaitCount("select count(*) from logs", 30, 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "java", "-cp", cp, "JdbcMeta", "jdbc:postgresql://"+s.PGAddr+"/sluice", auth.IDOf(e2e.AdminKey), e2e.AdminKey).CombinedOutput()
+	if err != nil {
+		t.Fatalf("java: %v\n%s", err, out)
+	}
+	for _, w := range []string{"product PostgreSQL 14.0", "table main.logs\n", "table main.sluice_audit\n",
+		"column ts timestamptz 93\n", "column level text 12\n", "column attrs json 1111\n", "column _offset int8 -5\n", "column dt date 91\n", "column hour int4 4\n",
+		"primary keys 0\n", "indexes 0\n", "types some\n", "functions ok\n", "count 30 as count\n"} {
+		if !strings.Contains(string(out), w) {
+			t.Errorf("no %q in\n%s", w, out)
+		}
+	}
+}

@@ -27,7 +27,8 @@ import (
 //     pg_catalog.relation is left to DuckDB's own pg_catalog;
 //   - information_schema.NAME for the views of faceInfo → FaceDB.info.NAME
 //     (the last part stays the name, so NAME.column still resolves);
-//   - 'text'::regclass → FaceDB.pg.to_regclass('text'); ::regclass,
+//   - 'text'::regclass → FaceDB.pg.to_regclass('text') (::regtype
+//     alike), 'text'::regproc and the other reg* → 'text'; ::regclass,
 //     ::regtype, ::oid and the other reg* casts → ::BIGINT, ::name →
 //     ::VARCHAR; OPERATOR(pg_catalog.~) → ~; COLLATE pg_catalog.default
 //     and COLLATE "C" are dropped;
@@ -54,7 +55,7 @@ var facePg = map[string]bool{
 	"pg_get_userbyid": true, "quote_ident": true, "format_type": true, "pg_table_is_visible": true,
 	"pg_type_is_visible": true, "current_setting": true, "version": true, "current_database": true,
 	"current_schema": true, "pg_encoding_to_char": true, "obj_description": true, "col_description": true,
-	"pg_get_expr": true, "pg_get_indexdef": true, "pg_get_constraintdef": true, "to_regclass": true, "to_regtype": true, "pg_get_serial_sequence": true, "pg_collation_is_visible": true,
+	"pg_get_expr": true, "pg_get_indexdef": true, "pg_get_constraintdef": true, "to_regclass": true, "to_regtype": true, "pg_get_serial_sequence": true, "pg_get_function_result": true, "pg_get_function_arguments": true, "pg_collation_is_visible": true,
 	"has_table_privilege": true, "has_schema_privilege": true, "has_database_privilege": true,
 	"pg_relation_size": true, "pg_total_relation_size": true, "pg_table_size": true, "pg_backend_pid": true,
 	"pg_postmaster_start_time": true, "txid_current": true, "pg_is_in_recovery": true,
@@ -67,7 +68,7 @@ var facePg = map[string]bool{
 // faceInfo are the information_schema views FaceDB.info defines.
 var faceInfo = map[string]bool{
 	"tables": true, "columns": true, "schemata": true, "views": true, "table_constraints": true,
-	"key_column_usage": true, "routines": true,
+	"key_column_usage": true, "routines": true, "_pg_expandarray": true,
 }
 
 // castTypes are Postgres types a cast may name that DuckDB lacks.
@@ -236,8 +237,12 @@ func (r *rewriter) one(b *strings.Builder, i int) int {
 	w := r.word(i)
 	qualified := r.is(r.prev(i), ".")
 	switch {
-	case t.str && r.is(r.next(i), "::") && r.word(r.next(r.next(i))) == "regclass":
-		b.WriteString(FaceDB + ".pg.to_regclass(" + t.text + ")")
+	case t.str && r.is(r.next(i), "::") && (r.word(r.next(r.next(i))) == "regclass" || r.word(r.next(r.next(i))) == "regtype"):
+		b.WriteString(FaceDB + ".pg.to_" + r.word(r.next(r.next(i))) + "(" + t.text + ")")
+		return r.next(r.next(i))
+	case t.str && r.is(r.next(i), "::") && strings.HasPrefix(r.word(r.next(r.next(i))), "reg"):
+		// 'name'::regproc and the like: compared with names, so a name.
+		b.WriteString(t.text)
 		return r.next(r.next(i))
 	case w == "operator" && r.is(r.next(i), "("):
 		// OPERATOR(pg_catalog.~) → ~

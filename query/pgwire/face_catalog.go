@@ -196,6 +196,8 @@ func macros(pg string, format []string) []string {
 		m("pg_get_ruledef(r, pretty := false)", "NULL::VARCHAR"),
 		m("pg_relation_is_publishable(r)", "false"),
 		m("pg_get_serial_sequence(t, c)", "NULL::VARCHAR"),
+		m("pg_get_function_result(f)", "NULL::VARCHAR"),
+		m("pg_get_function_arguments(f)", "NULL::VARCHAR"),
 		m("pg_collation_is_visible(c)", "true"),
 		m("to_regtype(type_name)", "(SELECT oid FROM (VALUES "+typeNames()+") t(oid, typname) WHERE t.typname = regexp_replace(type_name, '^pg_catalog\\.', ''))::BIGINT"),
 		m("to_regclass(rel)", "coalesce((SELECT t.oid FROM "+pg+"sluice_tables t WHERE t.relname = regexp_replace(rel, '^(pg_catalog|main)\\.', '')), "+
@@ -230,6 +232,9 @@ func infoSchema(pg, info string) []string {
 			"NULL::INTEGER AS datetime_precision, 'sluice' AS udt_catalog, 'pg_catalog' AS udt_schema, (SELECT typname FROM " + pg + "pg_type y WHERE y.oid = c.typid) AS udt_name, " +
 			"'NO' AS is_identity, 'NEVER' AS is_generated, 'NO' AS is_updatable FROM " + pg + "sluice_columns c",
 		"CREATE VIEW " + info + "schemata AS SELECT 'sluice' AS catalog_name, nspname AS schema_name, 'sluice' AS schema_owner FROM " + pg + "pg_namespace",
+		// Postgres's set-returning _pg_expandarray, as one struct: JDBC's
+		// getPrimaryKeys calls it on pg_index, which has no row.
+		"CREATE MACRO " + info + "_pg_expandarray(arr) AS {'x': arr[1], 'n': 1}",
 		emptyView(info+"views", "table_catalog VARCHAR, table_schema VARCHAR, table_name VARCHAR, view_definition VARCHAR"),
 		emptyView(info+"table_constraints", "constraint_catalog VARCHAR, constraint_schema VARCHAR, constraint_name VARCHAR, table_catalog VARCHAR, table_schema VARCHAR, table_name VARCHAR, constraint_type VARCHAR"),
 		emptyView(info+"key_column_usage", "constraint_catalog VARCHAR, constraint_schema VARCHAR, constraint_name VARCHAR, table_catalog VARCHAR, table_schema VARCHAR, table_name VARCHAR, column_name VARCHAR, ordinal_position INTEGER"),
