@@ -55,7 +55,7 @@ var facePg = map[string]bool{
 	"pg_get_userbyid": true, "quote_ident": true, "format_type": true, "pg_table_is_visible": true,
 	"pg_type_is_visible": true, "current_setting": true, "version": true, "current_database": true,
 	"current_schema": true, "pg_encoding_to_char": true, "obj_description": true, "col_description": true,
-	"pg_get_expr": true, "pg_get_indexdef": true, "pg_get_constraintdef": true, "to_regclass": true, "to_regtype": true, "pg_get_serial_sequence": true, "pg_get_function_result": true, "pg_get_function_arguments": true, "pg_collation_is_visible": true,
+	"pg_get_expr": true, "pg_get_indexdef": true, "pg_get_constraintdef": true, "to_regclass": true, "to_regtype": true, "parse_ident": true, "pg_get_serial_sequence": true, "pg_get_function_result": true, "pg_get_function_arguments": true, "pg_collation_is_visible": true,
 	"has_table_privilege": true, "has_schema_privilege": true, "has_database_privilege": true,
 	"pg_relation_size": true, "pg_total_relation_size": true, "pg_table_size": true, "pg_backend_pid": true,
 	"pg_postmaster_start_time": true, "txid_current": true, "pg_is_in_recovery": true,
@@ -244,6 +244,11 @@ func (r *rewriter) one(b *strings.Builder, i int) int {
 		// 'name'::regproc and the like: compared with names, so a name.
 		b.WriteString(t.text)
 		return r.next(r.next(i))
+	case (w == "generate_series" || w == "string_to_array") && !qualified && r.is(r.next(i), "(") &&
+		(r.is(r.prev(i), ",") || r.word(r.prev(i)) == "from"):
+		if end, ok := r.fromFunction(b, i, w == "string_to_array"); ok {
+			return end
+		}
 	case w == "operator" && r.is(r.next(i), "("):
 		// OPERATOR(pg_catalog.~) → ~
 		end := i
@@ -307,6 +312,60 @@ func (r *rewriter) one(b *strings.Builder, i int) int {
 	b.WriteString(t.text)
 	return i
 }
+
+// closing returns the index of the ")" that closes the "(" at i (-1: none).
+func (r *rewriter) closing(i int) int {
+	depth := 0
+	for j := i; j < len(r.toks); j++ {
+		switch r.toks[j].text {
+		case "(":
+			depth++
+		case ")":
+			if depth--; depth == 0 {
+				return j
+			}
+		}
+	}
+	return -1
+}
+
+// fromFunction rewrites a FROM item that is a function with a bare alias,
+// which Postgres makes a one-column relation named like the alias (as
+// Grafana's schema queries write them): generate_series(...) AS i →
+// generate_series(...) AS i(i), and a scalar function, string_to_array(...)
+// s → (SELECT string_to_array(...)) AS s(s). ok is false when the item does
+// not have that form.
+func (r *rewriter) fromFunction(b *strings.Builder, i int, scalar bool) (int, bool) {
+	end := r.closing(r.next(i))
+	if end < 0 {
+		return 0, false
+	}
+	a := r.next(end)
+	if r.word(a) == "as" {
+		a = r.next(a)
+	}
+	alias := r.word(a)
+	if alias == "" || r.is(r.next(a), "(") || sqlKeywords[alias] {
+		return 0, false
+	}
+	var call strings.Builder
+	call.WriteString(r.toks[i].text)
+	for k := i + 1; k <= end; k++ {
+		k = r.one(&call, k)
+	}
+	if scalar {
+		b.WriteString("(SELECT " + call.String() + ")")
+	} else {
+		b.WriteString(call.String())
+	}
+	b.WriteString(" AS " + alias + "(" + alias + ")")
+	return a, true
+}
+
+// sqlKeywords may follow a FROM item; they are no alias.
+var sqlKeywords = map[string]bool{"where": true, "join": true, "left": true, "right": true, "inner": true, "cross": true,
+	"full": true, "on": true, "group": true, "order": true, "limit": true, "union": true, "natural": true, "using": true,
+	"having": true, "window": true, "offset": true, "except": true, "intersect": true, "with": true}
 
 // show answers SHOW name (and SHOW TRANSACTION ISOLATION LEVEL) for the
 // parameters of pgSettings as a SELECT of its value, named as Postgres

@@ -153,6 +153,22 @@ func CatalogSQL() []string {
 	return ddl
 }
 
+// settingCase is current_setting's body: a CASE over pgSettings.
+func settingCase() string {
+	names := make([]string, 0, len(pgSettings))
+	for k := range pgSettings {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString("CASE lower(setting_name)")
+	for _, k := range names {
+		b.WriteString(" WHEN " + sqlQuote(k) + " THEN " + sqlQuote(pgSettings[k]))
+	}
+	b.WriteString(" END")
+	return b.String()
+}
+
 func itoa(n int) string { return fmt.Sprint(n) }
 
 func emptyView(name, cols string) string {
@@ -180,7 +196,7 @@ func macros(pg string, format []string) []string {
 		m("pg_table_is_visible(oid)", "true"),
 		m("pg_type_is_visible(oid)", "true"),
 		m("pg_function_is_visible(oid)", "true"),
-		m("current_setting(setting_name, missing_ok := false)", "(SELECT setting FROM "+pg+"pg_settings_values v WHERE v.name = lower(setting_name))"),
+		m("current_setting(setting_name, missing_ok := false)", settingCase()), // no subquery: it may be a table function's argument,
 		m("pg_encoding_to_char(e)", "CASE WHEN e = 6 THEN 'UTF8' ELSE 'SQL_ASCII' END"),
 		m("obj_description(obj, cat := NULL)", "(SELECT comment FROM "+pg+"sluice_tables t WHERE t.oid = obj)"),
 		m("col_description(rel, num)", "(SELECT comment FROM "+pg+"sluice_columns c WHERE c.table_oid = rel AND c.column_index = num)"),
@@ -196,6 +212,7 @@ func macros(pg string, format []string) []string {
 		m("pg_get_ruledef(r, pretty := false)", "NULL::VARCHAR"),
 		m("pg_relation_is_publishable(r)", "false"),
 		m("pg_get_serial_sequence(t, c)", "NULL::VARCHAR"),
+		m("parse_ident(s, strict := true)", "string_split(s, '.')"), // quoted names holding dots aside
 		m("pg_get_function_result(f)", "NULL::VARCHAR"),
 		m("pg_get_function_arguments(f)", "NULL::VARCHAR"),
 		m("pg_collation_is_visible(c)", "true"),
