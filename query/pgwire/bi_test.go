@@ -22,6 +22,49 @@ const grafanaSchema = `quote_ident(table_schema) IN (
     ) as i,
     string_to_array(current_setting('search_path'),',') s)`
 
+// TestMetabaseQueries runs the queries of Metabase's Postgres driver
+// (src/metabase/driver/postgres.clj) as it renders them: the database's
+// time zone and the table sync (get-tables-sql).
+func TestMetabaseQueries(t *testing.T) {
+	url := startServer(t, query.Config{}, nil)
+	for name, mode := range modes {
+		t.Run(name, func(t *testing.T) {
+			c := connect(t, url, mode)
+			for _, tc := range []struct{ sql, want string }{
+				{"show timezone;", "UTC"},
+				{`SELECT n.nspname AS schema, c.relname AS name,
+				    CASE c.relkind WHEN 'r' THEN 'TABLE' WHEN 'p' THEN 'PARTITIONED TABLE' WHEN 'v' THEN 'VIEW' WHEN 'f' THEN 'FOREIGN TABLE' WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE NULL END AS type,
+				    d.description AS description, stat.n_live_tup AS estimated_row_count
+				  FROM pg_catalog.pg_class AS c INNER JOIN pg_catalog.pg_namespace AS n ON c.relnamespace = n.oid
+				  LEFT JOIN pg_catalog.pg_description AS d ON (c.oid = d.objoid) AND (d.objsubid = 0) AND (d.classoid = 'pg_class'::regclass)
+				  LEFT JOIN pg_stat_user_tables AS stat ON (n.nspname = stat.schemaname) AND (c.relname = stat.relname)
+				  WHERE (c.relnamespace = n.oid) AND (n.nspname !~ '^pg_') AND (n.nspname <> 'information_schema')
+				    AND c.relkind in ('r', 'p', 'v', 'f', 'm') AND (n.nspname IN ('main'))
+				  ORDER BY type ASC, schema ASC, name ASC`, "main logs TABLE NULL NULL"},
+			} {
+				if got, err := collectText(c, tc.sql); err != nil || got != tc.want {
+					t.Errorf("%s:\n got %q, %v\nwant %q", tc.sql, got, err, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// collectText runs sql and renders its rows: values joined by " ", rows
+// by "|".
+func collectText(c *pgx.Conn, sql string) (string, error) {
+	rows, _ := c.Query(context.Background(), sql)
+	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+		vals, err := r.Values()
+		var parts []string
+		for _, v := range vals {
+			parts = append(parts, fmtValue(v))
+		}
+		return strings.Join(parts, " "), err
+	})
+	return strings.Join(got, "|"), err
+}
+
 // TestGrafanaQueries runs the introspection queries of Grafana's Postgres
 // data source (same file): the version, the schema, table and column
 // pickers.
@@ -45,17 +88,8 @@ func TestGrafanaQueries(t *testing.T) {
 				    ELSE quote_ident(table_name) = 'logs' AND ` + grafanaSchema + ` END`,
 					"id bigint|msg text|odd boolean|score double precision|ts timestamp with time zone|payload json|amount numeric|pair text"},
 			} {
-				rows, _ := c.Query(context.Background(), tc.sql)
-				got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
-					vals, err := r.Values()
-					var parts []string
-					for _, v := range vals {
-						parts = append(parts, fmtValue(v))
-					}
-					return strings.Join(parts, " "), err
-				})
-				if err != nil || strings.Join(got, "|") != tc.want {
-					t.Errorf("%s:\n got %q, %v\nwant %q", tc.sql, strings.Join(got, "|"), err, tc.want)
+				if got, err := collectText(c, tc.sql); err != nil || got != tc.want {
+					t.Errorf("%s:\n got %q, %v\nwant %q", tc.sql, got, err, tc.want)
 				}
 			}
 		})

@@ -51,7 +51,7 @@ var facePg = map[string]bool{
 	"pg_publication_rel": true, "pg_publication_namespace": true, "pg_trigger": true, "pg_rewrite": true,
 	"pg_partitioned_table": true, "pg_foreign_table": true, "pg_attrdef": true, "pg_constraint": true,
 	"pg_tables": true, "pg_views": true, "pg_matviews": true, "pg_settings": true, "pg_extension": true,
-	"pg_enum": true, "pg_opclass": true, "pg_range": true, "pg_am": true, "pg_collation": true, "pg_tablespace": true,
+	"pg_enum": true, "pg_opclass": true, "pg_stat_user_tables": true, "pg_range": true, "pg_am": true, "pg_collation": true, "pg_tablespace": true,
 	"pg_get_userbyid": true, "quote_ident": true, "format_type": true, "pg_table_is_visible": true,
 	"pg_type_is_visible": true, "current_setting": true, "version": true, "current_database": true,
 	"current_schema": true, "pg_encoding_to_char": true, "obj_description": true, "col_description": true,
@@ -98,6 +98,7 @@ var pgSettings = map[string]string{
 	"standard_conforming_strings":   "on",
 	"transaction_isolation":         "read committed",
 	"default_transaction_isolation": "read committed",
+	"time_zone":                     "UTC", // SHOW TIME ZONE
 	"transaction_read_only":         "on",
 	"default_transaction_read_only": "on",
 	"search_path":                   "main",

@@ -114,6 +114,7 @@ func CatalogSQL() []string {
 		"CREATE VIEW "+pg+"pg_description AS SELECT oid AS objoid, "+FaceDB+".pg.to_regclass('pg_class') AS classoid, 0 AS objsubid, comment AS description FROM "+tables+" WHERE comment IS NOT NULL",
 		"CREATE VIEW "+pg+"pg_settings AS SELECT name, setting, NULL::VARCHAR AS unit, 'Preset Options' AS category, '' AS short_desc, 'internal' AS context, 'string' AS vartype, 'default' AS source FROM "+pg+"pg_settings_values",
 		"CREATE VIEW "+pg+"pg_tables AS SELECT 'main' AS schemaname, relname AS tablename, 'sluice' AS tableowner, NULL::VARCHAR AS tablespace, false AS hasindexes, false AS hasrules, false AS hastriggers, false AS rowsecurity FROM "+tables,
+		"CREATE VIEW "+pg+"pg_stat_user_tables AS SELECT oid AS relid, 'main' AS schemaname, relname, NULL::BIGINT AS n_live_tup, NULL::BIGINT AS n_dead_tup FROM "+tables,
 		"CREATE VIEW "+pg+"pg_am AS SELECT 2::BIGINT AS oid, 'heap' AS amname, 'heap_tableam_handler' AS amhandler, 't' AS amtype",
 	)
 	// Relations Postgres has and sluice has nothing in: empty, with the
