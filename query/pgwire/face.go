@@ -241,7 +241,7 @@ func (r *rewriter) one(b *strings.Builder, i int) int {
 	case t.str && r.is(r.next(i), "::") && (r.word(r.next(r.next(i))) == "regclass" || r.word(r.next(r.next(i))) == "regtype"):
 		b.WriteString(FaceDB + ".pg.to_" + r.word(r.next(r.next(i))) + "(" + t.text + ")")
 		return r.next(r.next(i))
-	case t.str && r.is(r.next(i), "::") && strings.HasPrefix(r.word(r.next(r.next(i))), "reg"):
+	case t.str && r.is(r.next(i), "::") && strings.HasPrefix(r.word(r.next(r.next(i))), "reg") && castTypes[r.word(r.next(r.next(i)))] != "":
 		// 'name'::regproc and the like: compared with names, so a name.
 		b.WriteString(t.text)
 		return r.next(r.next(i))
