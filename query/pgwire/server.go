@@ -25,7 +25,13 @@
 //   - Simple query protocol: one statement per Query message (the engine
 //     runs one); an empty one answers EmptyQueryResponse. Results are sent
 //     in text format with Postgres's text representations (see textValue);
-//     a result cut at the engine's row limit ends with a WARNING notice.
+//     a result past the engine's row or byte limit is an ERROR (54000)
+//     sent before any row, since drivers drop notices.
+//   - The Postgres face (face.go): pg_catalog and information_schema as BI
+//     tools and drivers read them, SHOW, version(), current_user, and
+//     Postgres's column names.
+//   - COPY (query) TO STDOUT and cursors (DECLARE/FETCH/CLOSE) stream a
+//     result past the row limit through Engine.Stream (copy.go, cursor.go).
 //   - Extended query protocol (Parse/Bind/Describe/Execute/Close/Sync/Flush,
 //     named and unnamed statements and portals). Parameters $1..$n are
 //     substituted into the SQL text as quoted literals (cast to the declared
@@ -38,7 +44,9 @@
 //     format: values are converted from their text form by pgx's codecs.
 //   - BEGIN/COMMIT/ROLLBACK (and START TRANSACTION, END, ABORT) are
 //     accepted and tracked in ReadyForQuery's status, since drivers such as
-//     psycopg send them; queries are read-only, so they change nothing else.
+//     psycopg send them, and so are SAVEPOINT, RELEASE and ROLLBACK TO;
+//     queries are read-only, so they change nothing else (but a block's end
+//     closes its cursors).
 //     SET of a few client settings drivers send (extra_float_digits,
 //     application_name, ...) is accepted and ignored.
 //   - CancelRequest interrupts the running query of the backend it names
