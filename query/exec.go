@@ -52,7 +52,21 @@ var statementNames = map[duckdb.StmtType]string{
 // executing all but the last.
 func (e *Engine) run(ctx context.Context, conn *sql.Conn, sqlText string) (*Result, error) {
 	var res *Result
-	err := conn.Raw(func(dc any) error {
+	err := e.withStmt(conn, sqlText, func(c *duckdb.Conn, stmt *duckdb.Stmt, wrapped bool) (err error) {
+		if wrapped && !e.smallRows(stmt) {
+			res, err = e.executeSpilled(ctx, c, stmt, sqlText)
+			return err
+		}
+		res, err = e.execute(ctx, stmt)
+		return err
+	})
+	return res, err
+}
+
+// withStmt prepares sqlText on conn's driver connection (see prepare) and
+// hands the statement to fn, closing it after.
+func (e *Engine) withStmt(conn *sql.Conn, sqlText string, fn func(c *duckdb.Conn, stmt *duckdb.Stmt, wrapped bool) error) error {
+	return conn.Raw(func(dc any) error {
 		c, ok := dc.(*duckdb.Conn)
 		if !ok {
 			return fmt.Errorf("cannot use driver connection of type %T", dc)
@@ -62,14 +76,8 @@ func (e *Engine) run(ctx context.Context, conn *sql.Conn, sqlText string) (*Resu
 			return err
 		}
 		defer stmt.Close()
-		if wrapped && !e.smallRows(stmt) {
-			res, err = e.executeSpilled(ctx, c, stmt, sqlText)
-			return err
-		}
-		res, err = e.execute(ctx, stmt)
-		return err
+		return fn(c, stmt, wrapped)
 	})
-	return res, err
 }
 
 // fixedWidth are the types whose values take at most 16 bytes.

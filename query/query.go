@@ -48,8 +48,6 @@ import (
 	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
-
-	"github.com/sluice-dev/sluice/auth"
 )
 
 // Column is a table column as the catalog declares it, with its DuckDB SQL
@@ -260,17 +258,11 @@ func (e *Engine) Close() error {
 // before anything runs. Views are refreshed from the catalog first.
 func (e *Engine) Query(ctx context.Context, sqlText string) (*Result, error) {
 	start := time.Now()
-	if err := auth.FromContext(ctx).AllowQuery(); err != nil {
-		return nil, err // the key's usage plan: HTTP 429, SQLSTATE 53400
+	ctx, done, err := e.admit(ctx)
+	if err != nil {
+		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
-	defer cancel()
-	select {
-	case e.slots <- struct{}{}:
-		defer func() { <-e.slots }()
-	case <-ctx.Done():
-		return nil, e.queryFailure(ctx, fmt.Errorf("waited for one of the %d query slots (--query-concurrency): %w", e.cfg.MaxConcurrent, ctx.Err()), nil)
-	}
+	defer done()
 
 	setupErr := e.refresh(ctx)
 	res, err := e.runBound(ctx, sqlText)
@@ -283,9 +275,7 @@ func (e *Engine) Query(ctx context.Context, sqlText string) (*Result, error) {
 	if err != nil {
 		return nil, e.queryFailure(ctx, err, setupErr)
 	}
-	res.ElapsedMs = float64(time.Since(start).Microseconds()) / 1000
-	e.cfg.Log.Info("query", "elapsed_ms", res.ElapsedMs, "rows", res.RowCount, "files_scanned", res.FilesScanned,
-		"files_pruned", res.FilesPruned, "bytes_scanned", res.BytesScanned, "sql", truncateSQL(sqlText))
+	e.logQuery("query", start, res, sqlText)
 	return res, nil
 }
 

@@ -30,40 +30,48 @@ import (
 // The returned Result has no rows: RowCount says how many were streamed.
 func (e *Engine) Stream(ctx context.Context, sqlText string, fn func(page *Result) error) (*Result, error) {
 	start := time.Now()
-	if err := auth.FromContext(ctx).AllowQuery(); err != nil {
+	ctx, done, err := e.admit(ctx)
+	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
-	defer cancel()
-	select {
-	case e.slots <- struct{}{}:
-		defer func() { <-e.slots }()
-	case <-ctx.Done():
-		return nil, e.queryFailure(ctx, fmt.Errorf("waited for one of the %d query slots (--query-concurrency): %w", e.cfg.MaxConcurrent, ctx.Err()), nil)
-	}
+	defer done()
 	setupErr := e.refresh(ctx)
 	res, err := e.runBoundWith(ctx, sqlText, func(conn *sql.Conn) (*Result, error) { return e.stream(ctx, conn, sqlText, fn) })
 	if err != nil {
 		return nil, e.queryFailure(ctx, err, setupErr)
 	}
-	res.ElapsedMs = float64(time.Since(start).Microseconds()) / 1000
-	e.cfg.Log.Info("query stream", "elapsed_ms", res.ElapsedMs, "rows", res.RowCount, "files_scanned", res.FilesScanned,
-		"files_pruned", res.FilesPruned, "bytes_scanned", res.BytesScanned, "sql", truncateSQL(sqlText))
+	e.logQuery("query stream", start, res, sqlText)
 	return res, nil
+}
+
+// admit does what every query does before it runs: it charges the key's
+// usage plan (HTTP 429, SQLSTATE 53400), starts the timeout and takes a
+// query slot (waiting within the timeout). done releases both.
+func (e *Engine) admit(ctx context.Context) (_ context.Context, done func(), err error) {
+	if err := auth.FromContext(ctx).AllowQuery(); err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
+	select {
+	case e.slots <- struct{}{}:
+		return ctx, func() { <-e.slots; cancel() }, nil
+	case <-ctx.Done():
+		err := e.queryFailure(ctx, fmt.Errorf("waited for one of the %d query slots (--query-concurrency): %w", e.cfg.MaxConcurrent, ctx.Err()), nil)
+		cancel()
+		return nil, nil, err
+	}
+}
+
+// logQuery writes a finished query's line and sets its elapsed time.
+func (e *Engine) logQuery(msg string, start time.Time, res *Result, sqlText string) {
+	res.ElapsedMs = float64(time.Since(start).Microseconds()) / 1000
+	e.cfg.Log.Info(msg, "elapsed_ms", res.ElapsedMs, "rows", res.RowCount, "files_scanned", res.FilesScanned,
+		"files_pruned", res.FilesPruned, "bytes_scanned", res.BytesScanned, "sql", truncateSQL(sqlText))
 }
 
 func (e *Engine) stream(ctx context.Context, conn *sql.Conn, sqlText string, fn func(page *Result) error) (*Result, error) {
 	res := &Result{}
-	err := conn.Raw(func(dc any) error {
-		c, ok := dc.(*duckdb.Conn)
-		if !ok {
-			return fmt.Errorf("cannot use driver connection of type %T", dc)
-		}
-		stmt, wrapped, err := e.prepare(c, sqlText)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
+	err := e.withStmt(conn, sqlText, func(c *duckdb.Conn, stmt *duckdb.Stmt, wrapped bool) error {
 		if !wrapped {
 			return &userError{msg: "only a query (SELECT) can be streamed"}
 		}

@@ -75,20 +75,26 @@ func TestPostgresFacePsql(t *testing.T) {
 	}
 }
 
+// cachedTool is $env, or the path under ${SLUICE_CACHE:-$HOME/.cache/sluice}
+// where the scripts put a test tool.
+func cachedTool(env string, path ...string) string {
+	if p := os.Getenv(env); p != "" {
+		return p
+	}
+	cache := os.Getenv("SLUICE_CACHE")
+	if cache == "" {
+		home, _ := os.UserHomeDir()
+		cache = filepath.Join(home, ".cache", "sluice")
+	}
+	return filepath.Join(append([]string{cache}, path...)...)
+}
+
 // pythonClients returns the python of the venv scripts/pyenv makes
 // (SQLAlchemy, psycopg, pandas): $SLUICE_PYTHON, or the cache's. Without
 // it the test is skipped, unless SLUICE_REQUIRE_PY is set.
 func pythonClients(t *testing.T) string {
 	t.Helper()
-	py := os.Getenv("SLUICE_PYTHON")
-	if py == "" {
-		cache := os.Getenv("SLUICE_CACHE")
-		if cache == "" {
-			home, _ := os.UserHomeDir()
-			cache = filepath.Join(home, ".cache", "sluice")
-		}
-		py = filepath.Join(cache, "py", "bin", "python")
-	}
+	py := cachedTool("SLUICE_PYTHON", "py", "bin", "python")
 	if _, err := os.Stat(py); err != nil {
 		if os.Getenv("SLUICE_REQUIRE_PY") != "" {
 			t.Fatalf("no Python clients at %s but SLUICE_REQUIRE_PY is set (scripts/pyenv install)", py)
@@ -96,6 +102,18 @@ func pythonClients(t *testing.T) string {
 		t.Skipf("no Python clients at %s: scripts/pyenv install makes them", py)
 	}
 	return py
+}
+
+// runPython runs script with arg and returns its output; failing is fatal.
+func runPython(t *testing.T, py, script, arg string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, py, "-c", script, arg).CombinedOutput()
+	if err != nil {
+		t.Fatalf("python: %v\n%s", err, out)
+	}
+	return out
 }
 
 // sqlalchemyScript connects with SQLAlchemy (psycopg v3), reads the table
@@ -121,14 +139,7 @@ func TestPostgresFaceSQLAlchemy(t *testing.T) {
 	s := e2e.Up(t, t.TempDir())
 	putHTTP(t, s, logLines("sqla", 40))
 	s.WaitCount("select count(*) from logs", 40, 60*time.Second)
-	host, port, _ := net.SplitHostPort(s.PGAddr)
-	url := "postgresql+psycopg://" + auth.IDOf(e2e.AdminKey) + ":" + e2e.AdminKey + "@" + host + ":" + port + "/sluice"
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, py, "-c", sqlalchemyScript, url).CombinedOutput()
-	if err != nil {
-		t.Fatalf("python: %v\n%s", err, out)
-	}
+	out := runPython(t, py, sqlalchemyScript, "postgresql+psycopg://"+auth.IDOf(e2e.AdminKey)+":"+e2e.AdminKey+"@"+s.PGAddr+"/sluice")
 	for _, w := range []string{"tables logs,sluice_audit", "columns ts:TIMESTAMP,level:TEXT", "attrs:JSON", "rows 40 levels debug,error,info,warn", "version PostgreSQL 14.0 (sluice)"} {
 		if !strings.Contains(string(out), w) {
 			t.Errorf("no %q in\n%s", w, out)
@@ -170,14 +181,7 @@ except psycopg.Error as e:
 func TestPostgresFacePsycopg(t *testing.T) {
 	py := pythonClients(t)
 	s := e2e.Up(t, t.TempDir(), "--query-memory", "256MB")
-	host, port, _ := net.SplitHostPort(s.PGAddr)
-	url := "postgresql://" + auth.IDOf(e2e.AdminKey) + ":" + e2e.AdminKey + "@" + host + ":" + port + "/sluice"
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, py, "-c", psycopgScript, url).CombinedOutput()
-	if err != nil {
-		t.Fatalf("python: %v\n%s", err, out)
-	}
+	out := runPython(t, py, psycopgScript, "postgresql://"+auth.IDOf(e2e.AdminKey)+":"+e2e.AdminKey+"@"+s.PGAddr+"/sluice")
 	for _, w := range []string{"cursor 1000000 499999500000", `copy 0,"a,b"|1,"a,b"|2,"a,b"|`, "cap 54000"} {
 		if !strings.Contains(string(out), w) {
 			t.Errorf("no %q in\n%s", w, out)
@@ -196,15 +200,7 @@ func TestPostgresFacePsycopg(t *testing.T) {
 // skipped, unless SLUICE_REQUIRE_JDBC is set.
 func jdbcClasspath(t *testing.T) string {
 	t.Helper()
-	dir := os.Getenv("SLUICE_JDBC")
-	if dir == "" {
-		cache := os.Getenv("SLUICE_CACHE")
-		if cache == "" {
-			home, _ := os.UserHomeDir()
-			cache = filepath.Join(home, ".cache", "sluice")
-		}
-		dir = filepath.Join(cache, "jdbc-42.7.8")
-	}
+	dir := cachedTool("SLUICE_JDBC", "jdbc-42.7.8")
 	_, err := os.Stat(filepath.Join(dir, "JdbcMeta.class"))
 	if _, jerr := exec.LookPath("java"); err != nil || jerr != nil {
 		if os.Getenv("SLUICE_REQUIRE_JDBC") != "" {

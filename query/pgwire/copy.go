@@ -7,7 +7,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
-	"github.com/sluice-dev/sluice/auth"
 	"github.com/sluice-dev/sluice/query"
 )
 
@@ -168,81 +167,76 @@ func textBetween(sql string, toks []token) string {
 	return sql[toks[0].pos : last.pos+len(last.text)]
 }
 
-// runStream streams sql through the engine as the session's principal,
-// interruptible by a CancelRequest like runQuery.
-func (s *session) runStream(ctx context.Context, sql string, fn func(*query.Result) error) (*query.Result, error) {
-	if s.tx == 'E' {
-		return nil, failedTx()
-	}
-	ctx, cancel := context.WithCancel(auth.WithPrincipal(ctx, s.principal))
-	defer cancel()
-	s.mu.Lock()
-	if s.shutdown {
-		s.mu.Unlock()
-		return nil, queryError(context.Canceled, false, true)
-	}
-	s.stop, s.canceled = cancel, false
-	s.mu.Unlock()
-	res, err := s.srv.Engine.Stream(ctx, sql, fn)
-	s.mu.Lock()
-	s.stop = nil
-	canceled, shutdown := s.canceled, s.shutdown
-	s.mu.Unlock()
-	if err != nil {
-		return nil, queryError(err, canceled, shutdown)
-	}
-	return res, nil
-}
-
 // copyOut runs a COPY ... TO STDOUT: CopyOutResponse, one CopyData per
 // row, CopyDone, CommandComplete "COPY n".
 func (s *session) copyOut(c copyOut) error {
-	started := false
-	var line []byte
-	n := 0
-	_, err := s.runStream(context.Background(), c.query, func(p *query.Result) error {
-		cols := columnsOf(p)
-		if !started {
-			started = true
-			s.be.Send(&pgproto3.CopyOutResponse{OverallFormat: 0, ColumnFormatCodes: make([]uint16, len(cols))})
-			if c.header {
-				line = line[:0]
-				for i, col := range cols {
-					if i > 0 {
-						line = append(line, c.delimiter...)
-					}
-					line = c.appendValue(line, []byte(col.name))
-				}
-				s.be.Send(&pgproto3.CopyData{Data: append(line, '\n')})
-			}
-		}
-		for _, row := range p.Rows {
-			line = line[:0]
-			for i, v := range row {
-				if i > 0 {
-					line = append(line, c.delimiter...)
-				}
-				if v == nil {
-					line = append(line, c.null...)
-					continue
-				}
-				line = c.appendValue(line, textValue(v, cols[i]))
-			}
-			s.be.Send(&pgproto3.CopyData{Data: append(line, '\n')})
-			if n++; n%flushEvery == 0 {
-				if s.flush(); s.ioErr != nil {
-					return s.ioErr
-				}
-			}
-		}
-		return nil
+	w := &copyWriter{s: s, c: c}
+	err := s.running(func(ctx context.Context) error {
+		_, err := s.srv.Engine.Stream(ctx, c.query, w.page)
+		return err
 	})
 	if err != nil {
 		return err
 	}
 	s.be.Send(&pgproto3.CopyDone{})
-	s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("COPY " + strconv.Itoa(n))})
+	s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("COPY " + strconv.Itoa(w.n))})
 	return nil
+}
+
+// copyWriter sends a COPY's pages as they come.
+type copyWriter struct {
+	s       *session
+	c       copyOut
+	started bool
+	n       int    // rows sent
+	line    []byte // reused
+}
+
+// page sends one page of rows, after CopyOutResponse and the header on the
+// first.
+func (w *copyWriter) page(p *query.Result) error {
+	cols := columnsOf(p)
+	if !w.started {
+		w.started = true
+		w.s.be.Send(&pgproto3.CopyOutResponse{OverallFormat: 0, ColumnFormatCodes: make([]uint16, len(cols))})
+		if w.c.header {
+			names := make([]any, len(cols))
+			for i, col := range cols {
+				names[i] = col.name
+			}
+			w.send(names, nil)
+		}
+	}
+	for _, row := range p.Rows {
+		w.send(row, cols)
+		if w.n++; w.n%flushEvery == 0 {
+			if w.s.flush(); w.s.ioErr != nil {
+				return w.s.ioErr
+			}
+		}
+	}
+	return nil
+}
+
+// send sends one line: row's values rendered for cols (nil: row holds
+// strings, the header).
+func (w *copyWriter) send(row []any, cols []column) {
+	w.line = w.line[:0]
+	for i, v := range row {
+		if i > 0 {
+			w.line = append(w.line, w.c.delimiter...)
+		}
+		switch {
+		case v == nil:
+			w.line = append(w.line, w.c.null...)
+		case cols == nil:
+			w.line = w.c.appendValue(w.line, []byte(v.(string)))
+		default:
+			w.line = w.c.appendValue(w.line, textValue(v, cols[i]))
+		}
+	}
+	// CopyData is encoded when sent, so the line may be reused after.
+	w.s.be.Send(&pgproto3.CopyData{Data: append(w.line, '\n')})
 }
 
 // appendValue appends v escaped for the format: text escapes backslash,

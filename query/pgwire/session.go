@@ -331,30 +331,45 @@ func failedTx() error {
 // runQuery runs one statement on the engine as the session's principal,
 // interruptible by a CancelRequest.
 func (s *session) runQuery(sql string) (*query.Result, error) {
+	var res *query.Result
+	err := s.running(func(ctx context.Context) (err error) {
+		res, err = s.srv.Engine.Query(ctx, sql)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if res.Truncated {
+		return nil, truncatedError(res)
+	}
+	return res, nil
+}
+
+// running runs fn (a call of the engine) with the session's principal in
+// its context, interruptible by a CancelRequest and by the server's
+// shutdown, and maps its error to a SQLSTATE.
+func (s *session) running(fn func(ctx context.Context) error) error {
 	if s.tx == 'E' {
-		return nil, failedTx()
+		return failedTx()
 	}
 	ctx, cancel := context.WithCancel(auth.WithPrincipal(context.Background(), s.principal))
 	defer cancel()
 	s.mu.Lock()
 	if s.shutdown {
 		s.mu.Unlock()
-		return nil, queryError(context.Canceled, false, true)
+		return queryError(context.Canceled, false, true)
 	}
 	s.stop, s.canceled = cancel, false
 	s.mu.Unlock()
-	res, err := s.srv.Engine.Query(ctx, sql)
+	err := fn(ctx)
 	s.mu.Lock()
 	s.stop = nil
 	canceled, shutdown := s.canceled, s.shutdown
 	s.mu.Unlock()
 	if err != nil {
-		return nil, queryError(err, canceled, shutdown)
+		return queryError(err, canceled, shutdown)
 	}
-	if res.Truncated {
-		return nil, truncatedError(res)
-	}
-	return res, nil
+	return nil
 }
 
 func rowDescription(cols []column, formats []int16) *pgproto3.RowDescription {
