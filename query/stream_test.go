@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"strings"
 	"testing"
 )
 
@@ -41,5 +42,18 @@ func TestStream(t *testing.T) {
 	calls := 0
 	if _, err := e.Stream(context.Background(), "select 1 where false", func(p *Result) error { calls++; return nil }); err != nil || calls != 1 {
 		t.Fatalf("empty stream: %d calls, %v", calls, err)
+	}
+}
+
+// TestSetupSQLFailsNew: a SetupSQL statement that fails fails New, naming
+// it, rather than leaving an engine without what the statement makes.
+func TestSetupSQLFailsNew(t *testing.T) {
+	e, err := New(Config{Threads: 1, SetupSQL: []string{"CREATE VIEW v AS SELECT * FROM no_such_table"}}, &testCatalog{})
+	if err == nil {
+		e.Close()
+		t.Fatal("New succeeded")
+	}
+	if !strings.Contains(err.Error(), "cannot set up query engine: CREATE VIEW v") {
+		t.Fatalf("New: %v", err)
 	}
 }
