@@ -3,6 +3,7 @@ package pgwire
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -94,5 +95,31 @@ func TestCursors(t *testing.T) {
 				t.Fatalf("fetch after commit: %v", err)
 			}
 		})
+	}
+}
+
+// TestCursorLimit: a session opens maxCursors cursors, and the next
+// DECLARE fails with 54000 until one is closed.
+func TestCursorLimit(t *testing.T) {
+	url := startServer(t, query.Config{}, nil)
+	c := connect(t, url, pgx.QueryExecModeSimpleProtocol)
+	ctx := context.Background()
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	for i := range maxCursors {
+		if _, err := tx.Exec(ctx, fmt.Sprintf("DECLARE c%d CURSOR FOR select %d", i, i)); err != nil {
+			t.Fatalf("cursor %d: %v", i, err)
+		}
+	}
+	if _, err := tx.Exec(ctx, "DECLARE one_more CURSOR FOR select 1"); pgCode(err) != "54000" {
+		t.Fatalf("cursor %d: %v", maxCursors+1, err)
+	}
+	tx.Rollback(ctx)
+	tx, _ = c.Begin(ctx)
+	if _, err := tx.Exec(ctx, "DECLARE again CURSOR FOR select 1"); err != nil {
+		t.Fatalf("after the block ended: %v", err)
 	}
 }
