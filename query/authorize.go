@@ -17,7 +17,8 @@ import (
 //   - references to the tables it may query (unqualified or in main),
 //   - references to the common table expressions in scope (a CTE's own
 //     body does not see its name: there a same-named table is a table),
-//   - the catalogs pg_catalog and information_schema (names, not rows),
+//   - the catalogs pg_catalog and information_schema, and FaceCatalog
+//     (names, not rows),
 //   - the table functions that read no file: range, generate_series, unnest.
 //
 // Anything else (another table, read_parquet or any other table function,
@@ -114,9 +115,15 @@ func (w *authzWalker) visit(v any, ctes []string) {
 	}
 }
 
+// FaceCatalog is the attached database that holds the Postgres face's
+// pg_catalog and information_schema (see pgwire.CatalogSQL).
+const FaceCatalog = "sluice_pg"
+
 func (w *authzWalker) table(catalog, schema, name string, ctes []string) {
 	schema, lname := strings.ToLower(schema), strings.ToLower(name)
 	switch {
+	case strings.EqualFold(catalog, FaceCatalog) && schema != "":
+		// The Postgres face's catalog views (pgwire.FaceDB): names, not rows.
 	case catalog != "":
 		w.denied = fmt.Sprintf("%s.%s.%s names a catalog", catalog, schema, name)
 	case schema == "pg_catalog" || schema == "information_schema":

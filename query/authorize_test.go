@@ -55,3 +55,21 @@ func TestTableScopedKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTableScopedKeysReadTheFace: a key limited to some tables may read
+// the Postgres face's catalog (FaceCatalog: names, not rows), and no other
+// catalog.
+func TestTableScopedKeysReadTheFace(t *testing.T) {
+	e, cat, dir := newTestEngine(t, Config{SetupSQL: []string{
+		"ATTACH ':memory:' AS " + FaceCatalog, "CREATE SCHEMA " + FaceCatalog + ".pg",
+		"CREATE VIEW " + FaceCatalog + ".pg.pg_class AS SELECT view_name AS relname FROM duckdb_views() WHERE NOT internal",
+	}})
+	cat.set(logsTable(dir))
+	logsOnly := auth.WithPrincipal(context.Background(), auth.NewPrincipal("k1", "query:logs"))
+	if _, err := e.Query(logsOnly, "select relname from "+FaceCatalog+".pg.pg_class c"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Query(logsOnly, "select * from memory.main.logs"); !IsForbidden(err) {
+		t.Fatalf("another catalog: %v", err)
+	}
+}

@@ -12,6 +12,11 @@ import (
 // names to a temporary view of that connection over the table's files
 // (bind); the views are dropped when it ends, whatever happened.
 func (e *Engine) runBound(ctx context.Context, sqlText string) (*Result, error) {
+	return e.runBoundWith(ctx, sqlText, func(conn *sql.Conn) (*Result, error) { return e.run(ctx, conn, sqlText) })
+}
+
+// runBoundWith is runBound with run executing the statement on conn.
+func (e *Engine) runBoundWith(ctx context.Context, sqlText string, run func(conn *sql.Conn) (*Result, error)) (*Result, error) {
 	conn, err := e.db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("cannot get duckdb connection: %w", err)
@@ -25,7 +30,7 @@ func (e *Engine) runBound(ctx context.Context, sqlText string) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
-	res, err := e.run(ctx, conn, sqlText)
+	res, err := run(conn)
 	if err != nil {
 		return nil, err
 	}

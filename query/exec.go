@@ -52,7 +52,21 @@ var statementNames = map[duckdb.StmtType]string{
 // executing all but the last.
 func (e *Engine) run(ctx context.Context, conn *sql.Conn, sqlText string) (*Result, error) {
 	var res *Result
-	err := conn.Raw(func(dc any) error {
+	err := e.withStmt(conn, sqlText, func(c *duckdb.Conn, stmt *duckdb.Stmt, wrapped bool) (err error) {
+		if wrapped && !e.smallRows(stmt) {
+			res, err = e.executeSpilled(ctx, c, stmt, sqlText)
+			return err
+		}
+		res, err = e.execute(ctx, stmt)
+		return err
+	})
+	return res, err
+}
+
+// withStmt prepares sqlText on conn's driver connection (see prepare) and
+// hands the statement to fn, closing it after.
+func (e *Engine) withStmt(conn *sql.Conn, sqlText string, fn func(c *duckdb.Conn, stmt *duckdb.Stmt, wrapped bool) error) error {
+	return conn.Raw(func(dc any) error {
 		c, ok := dc.(*duckdb.Conn)
 		if !ok {
 			return fmt.Errorf("cannot use driver connection of type %T", dc)
@@ -62,14 +76,8 @@ func (e *Engine) run(ctx context.Context, conn *sql.Conn, sqlText string) (*Resu
 			return err
 		}
 		defer stmt.Close()
-		if wrapped && !e.smallRows(stmt) {
-			res, err = e.executeSpilled(ctx, c, stmt, sqlText)
-			return err
-		}
-		res, err = e.execute(ctx, stmt)
-		return err
+		return fn(c, stmt, wrapped)
 	})
-	return res, err
 }
 
 // fixedWidth are the types whose values take at most 16 bytes.
@@ -107,76 +115,115 @@ var resultSeq atomic.Int64
 // spilled to its temp directory beyond, and a page holds about
 // resultPageBytes. The table is dropped at the end, whatever happened.
 func (e *Engine) executeSpilled(ctx context.Context, c *duckdb.Conn, stmt *duckdb.Stmt, sqlText string) (*Result, error) {
+	sp, err := e.spill(ctx, c, stmt, sqlText, int64(e.cfg.MaxRows+1))
+	if err != nil {
+		return nil, err
+	}
+	defer sp.drop()
+	res := &Result{Rows: [][]any{}}
+	keep := e.collect(res)
+	err = sp.pages(ctx, int64(e.cfg.MaxRows+1), func(cols []ResultColumn, rows [][]any) (int64, error) {
+		res.Columns = cols
+		for _, row := range rows {
+			if keep.add(row); res.Truncated {
+				return 0, errStopPages
+			}
+		}
+		return keep.size / int64(max(len(res.Rows), 1)), nil
+	})
+	if err != nil && !errors.Is(err, errStopPages) {
+		return nil, err
+	}
+	res.RowCount = len(res.Rows)
+	return res, nil
+}
+
+// spilled is a query's result written to a temporary table of its
+// connection (see executeSpilled).
+type spilled struct {
+	e          *Engine
+	c          *duckdb.Conn
+	table      string
+	names      []string // the result's column names
+	infos      []duckdb.TypeInfo
+	cols       []ResultColumn
+	selectList string
+	jsonCols   map[int]bool
+}
+
+// errStopPages ends spilled.pages early without an error.
+var errStopPages = errors.New("stop")
+
+// spill runs stmt's query (sqlText) into a temporary table, at most limit
+// rows (0: all); drop removes it.
+func (e *Engine) spill(ctx context.Context, c *duckdb.Conn, stmt *duckdb.Stmt, sqlText string, limit int64) (*spilled, error) {
 	n, err := stmt.ColumnCount()
 	if err != nil {
 		return nil, err
 	}
-	infos := columnInfos(stmt)
-	names := make([]string, n)
+	sp := &spilled{e: e, c: c, infos: columnInfos(stmt), names: make([]string, n), jsonCols: map[int]bool{}}
 	aliases := make([]string, n)
 	for i := range n {
-		if names[i], err = stmt.ColumnName(i); err != nil {
+		if sp.names[i], err = stmt.ColumnName(i); err != nil {
 			return nil, err
 		}
 		aliases[i] = "c" + strconv.Itoa(i) // the result may repeat a name; a table cannot
 	}
-	table := "temp.main.__sluice_result_" + strconv.FormatInt(resultSeq.Add(1), 10)
+	sp.table = "temp.main.__sluice_result_" + strconv.FormatInt(resultSeq.Add(1), 10)
 	body := strings.TrimRight(sqlText, " \t\r\n;")
-	ctas := "CREATE TEMP TABLE " + table + " AS SELECT * FROM (\n" + body + "\n) AS t(" + strings.Join(aliases, ", ") +
-		") LIMIT " + strconv.Itoa(e.cfg.MaxRows+1)
+	ctas := "CREATE TEMP TABLE " + sp.table + " AS SELECT * FROM (\n" + body + "\n) AS t(" + strings.Join(aliases, ", ") + ")"
+	if limit > 0 {
+		ctas += " LIMIT " + strconv.FormatInt(limit, 10)
+	}
 	if err := execOne(ctx, c, ctas); err != nil {
+		sp.drop()
 		return nil, err
 	}
-	defer func() {
-		// Not ctx: it may be done, and the table would stay with the connection.
-		if err := execOne(context.Background(), c, "DROP TABLE IF EXISTS "+table); err != nil {
-			e.cfg.Log.Warn("cannot drop a query's result table", "table", table, "err", err)
-		}
-	}()
 	// JSON columns are read as text and decoded here with exact numbers:
 	// the driver's own decoding makes every number a float64.
-	_, cols, _, err := readPage(ctx, c, table, "*", 0, 0, infos, nil)
-	if err != nil {
+	if _, sp.cols, _, err = readPage(ctx, c, sp.table, "*", 0, 0, sp.infos, nil); err != nil {
+		sp.drop()
 		return nil, err
 	}
-	selectList := make([]string, len(cols))
-	jsonCols := map[int]bool{}
-	for i, col := range cols {
-		selectList[i] = aliases[i]
+	list := make([]string, len(sp.cols))
+	for i, col := range sp.cols {
+		list[i] = aliases[i]
 		if col.Type == "JSON" {
-			selectList[i] = aliases[i] + "::VARCHAR AS " + aliases[i]
-			jsonCols[i] = true
+			list[i] = aliases[i] + "::VARCHAR AS " + aliases[i]
+			sp.jsonCols[i] = true
 		}
+		sp.cols[i].Name = sp.names[i]
 	}
-	res := &Result{Rows: [][]any{}}
-	keep := e.collect(res)
+	sp.selectList = strings.Join(list, ", ")
+	return sp, nil
+}
+
+// drop removes the table, whatever happened (not with the query's ctx: it
+// may be done, and the table would stay with the connection).
+func (sp *spilled) drop() {
+	if err := execOne(context.Background(), sp.c, "DROP TABLE IF EXISTS "+sp.table); err != nil {
+		sp.e.cfg.Log.Warn("cannot drop a query's result table", "table", sp.table, "err", err)
+	}
+}
+
+// pages reads the table in pages of about resultPageBytes (the first of
+// one row, at most maxPage rows) and hands each to fn, which returns the
+// average size of a row so far (0: unknown); fn is called at least once,
+// with no rows for an empty result.
+func (sp *spilled) pages(ctx context.Context, maxPage int64, fn func(cols []ResultColumn, rows [][]any) (int64, error)) error {
 	from, page := int64(0), int64(1024)
 	for {
-		rows, _, done, err := readPage(ctx, c, table, strings.Join(selectList, ", "), from, page, infos, jsonCols)
+		rows, _, done, err := readPage(ctx, sp.c, sp.table, sp.selectList, from, page, sp.infos, sp.jsonCols)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if res.Columns == nil {
-			res.Columns = cols
-			for i := range res.Columns {
-				res.Columns[i].Name = names[i]
-			}
-		}
-		for _, row := range rows {
-			if keep.add(row); res.Truncated {
-				break
-			}
-		}
-		if done || res.Truncated {
-			break
+		avg, err := fn(sp.cols, rows)
+		if err != nil || done {
+			return err
 		}
 		from += page
-		// The next page holds about resultPageBytes.
-		avg := max(keep.size/int64(len(res.Rows)), 1)
-		page = min(max(resultPageBytes/avg, 1), int64(e.cfg.MaxRows+1))
+		page = min(max(resultPageBytes/max(avg, 1), 1), maxPage)
 	}
-	res.RowCount = len(res.Rows)
-	return res, nil
 }
 
 // resultPageBytes is about what one page of a spilled result holds.

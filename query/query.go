@@ -48,8 +48,6 @@ import (
 	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
-
-	"github.com/sluice-dev/sluice/auth"
 )
 
 // Column is a table column as the catalog declares it, with its DuckDB SQL
@@ -140,6 +138,16 @@ type Config struct {
 	// than MemoryLimit fails with an out-of-memory error (a server error, see
 	// IsUserError) instead of writing to the working directory.
 	TempDir string
+	// SetupSQL are statements New runs once, after the sandbox is in
+	// force and before any query (the Postgres face's catalog views and
+	// macros, see pgwire.CatalogSQL). They may create objects; a failing
+	// one fails New.
+	SetupSQL []string
+	// MaxStreamRows is the most rows Stream hands out (Postgres cursors
+	// and COPY); 0, the default, is no limit (a stream holds one page in
+	// memory, the result itself is in DuckDB's storage, spilled to
+	// TempDir). A larger result is an error, never a cut.
+	MaxStreamRows int64
 }
 
 const (
@@ -224,6 +232,12 @@ func New(cfg Config, cat Catalog) (*Engine, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	for _, stmt := range cfg.SetupSQL {
+		if _, err := db.Exec(stmt); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("cannot set up query engine: %s: %w", truncateSQL(stmt), err)
+		}
+	}
 	return e, nil
 }
 
@@ -244,17 +258,11 @@ func (e *Engine) Close() error {
 // before anything runs. Views are refreshed from the catalog first.
 func (e *Engine) Query(ctx context.Context, sqlText string) (*Result, error) {
 	start := time.Now()
-	if err := auth.FromContext(ctx).AllowQuery(); err != nil {
-		return nil, err // the key's usage plan: HTTP 429, SQLSTATE 53400
+	ctx, done, err := e.admit(ctx)
+	if err != nil {
+		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
-	defer cancel()
-	select {
-	case e.slots <- struct{}{}:
-		defer func() { <-e.slots }()
-	case <-ctx.Done():
-		return nil, e.queryFailure(ctx, fmt.Errorf("waited for one of the %d query slots (--query-concurrency): %w", e.cfg.MaxConcurrent, ctx.Err()), nil)
-	}
+	defer done()
 
 	setupErr := e.refresh(ctx)
 	res, err := e.runBound(ctx, sqlText)
@@ -267,9 +275,7 @@ func (e *Engine) Query(ctx context.Context, sqlText string) (*Result, error) {
 	if err != nil {
 		return nil, e.queryFailure(ctx, err, setupErr)
 	}
-	res.ElapsedMs = float64(time.Since(start).Microseconds()) / 1000
-	e.cfg.Log.Info("query", "elapsed_ms", res.ElapsedMs, "rows", res.RowCount, "files_scanned", res.FilesScanned,
-		"files_pruned", res.FilesPruned, "bytes_scanned", res.BytesScanned, "sql", truncateSQL(sqlText))
+	e.logQuery("query", start, res, sqlText)
 	return res, nil
 }
 

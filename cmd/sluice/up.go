@@ -365,6 +365,7 @@ func up(c upConfig, log *slog.Logger) error {
 			MemoryLimit: c.queryMemory, Timeout: c.queryTime, Log: log,
 			MaxResultBytes: resultBytes, MaxConcurrent: c.queryConc,
 			AllowedDirs: []string{cat.Dir()}, TempDir: tempDir,
+			SetupSQL: pgwire.CatalogSQL(), // the Postgres face (catalogs for psql, drivers, BI tools)
 		}, cat)
 		if err != nil {
 			return err

@@ -25,7 +25,13 @@
 //   - Simple query protocol: one statement per Query message (the engine
 //     runs one); an empty one answers EmptyQueryResponse. Results are sent
 //     in text format with Postgres's text representations (see textValue);
-//     a result cut at the engine's row limit ends with a WARNING notice.
+//     a result past the engine's row or byte limit is an ERROR (54000)
+//     sent before any row, since drivers drop notices.
+//   - The Postgres face (face.go): pg_catalog and information_schema as BI
+//     tools and drivers read them, SHOW, version(), current_user, and
+//     Postgres's column names.
+//   - COPY (query) TO STDOUT and cursors (DECLARE/FETCH/CLOSE) stream a
+//     result past the row limit through Engine.Stream (copy.go, cursor.go).
 //   - Extended query protocol (Parse/Bind/Describe/Execute/Close/Sync/Flush,
 //     named and unnamed statements and portals). Parameters $1..$n are
 //     substituted into the SQL text as quoted literals (cast to the declared
@@ -38,7 +44,9 @@
 //     format: values are converted from their text form by pgx's codecs.
 //   - BEGIN/COMMIT/ROLLBACK (and START TRANSACTION, END, ABORT) are
 //     accepted and tracked in ReadyForQuery's status, since drivers such as
-//     psycopg send them; queries are read-only, so they change nothing else.
+//     psycopg send them, and so are SAVEPOINT, RELEASE and ROLLBACK TO;
+//     queries are read-only, so they change nothing else (but a block's end
+//     closes its cursors).
 //     SET of a few client settings drivers send (extra_float_digits,
 //     application_name, ...) is accepted and ignored.
 //   - CancelRequest interrupts the running query of the backend it names
@@ -83,8 +91,9 @@ const DefaultIdleTimeout = 10 * time.Minute
 const DefaultMaxConns = 64
 
 // ServerVersion is the server_version reported to clients. Clients use it
-// to pick features; 16 is a current Postgres.
-const ServerVersion = "16.0 (sluice)"
+// to pick features: 14, whose catalog queries (psql's \d among them) the
+// face answers; newer psql asks 15's for publication column lists.
+const ServerVersion = "14.0 (sluice)"
 
 const (
 	startupTimeout = 10 * time.Second
@@ -95,6 +104,9 @@ const (
 // Engine runs one SQL statement; *query.Engine is one.
 type Engine interface {
 	Query(ctx context.Context, sql string) (*query.Result, error)
+	// Stream runs a query without the row limit, handing its result page
+	// by page (COPY TO STDOUT and cursors).
+	Stream(ctx context.Context, sql string, fn func(page *query.Result) error) (*query.Result, error)
 }
 
 // ErrServerClosed is returned by Serve after Close.
@@ -377,7 +389,7 @@ func (s *Server) register(c net.Conn, be *pgproto3.Backend, startup *pgproto3.St
 		srv: s, conn: c, be: be, pid: s.nextPID, secret: secret[:], principal: principal,
 		protocol: startup.ProtocolVersion, params: params,
 		types: pgtype.NewMap(), tx: 'I',
-		stmts: map[string]*statement{}, portals: map[string]*portal{},
+		stmts: map[string]*statement{}, portals: map[string]*portal{}, cursors: map[string]*cursor{},
 	}
 	s.sessions[sess.pid] = sess
 	return sess, true

@@ -46,8 +46,9 @@ type session struct {
 	tx         byte // ReadyForQuery status: 'I' idle, 'T' in a block, 'E' failed block
 	stmts      map[string]*statement
 	portals    map[string]*portal
-	skipToSync bool  // after an error in the extended protocol
-	ioErr      error // the connection is broken
+	cursors    map[string]*cursor // DECLAREd, open until CLOSE or the block ends
+	skipToSync bool               // after an error in the extended protocol
+	ioErr      error              // the connection is broken
 
 	mu       sync.Mutex
 	stop     context.CancelFunc // of the running query; nil when idle
@@ -115,6 +116,7 @@ func (s *session) run() {
 	}
 	s.be.Send(&pgproto3.BackendKeyData{ProcessID: s.pid, SecretKey: s.secret})
 	s.ready()
+	defer s.closeCursors("")
 	idle := s.srv.IdleTimeout
 	if idle == 0 {
 		idle = DefaultIdleTimeout
@@ -207,6 +209,7 @@ func (s *session) extended(err error) {
 
 func (s *session) simpleQuery(sql string) {
 	defer s.ready()
+	sql = rewrite(sql, s.params["user"])
 	info, err := analyze(sql)
 	if err != nil {
 		s.sendError(newError(codeSyntax, err.Error()))
@@ -214,6 +217,12 @@ func (s *session) simpleQuery(sql string) {
 	}
 	if info.empty {
 		s.be.Send(&pgproto3.EmptyQueryResponse{})
+		return
+	}
+	if handled, err := s.streamCommand(sql, info, nil, true); handled {
+		if err != nil {
+			s.sendError(err)
+		}
 		return
 	}
 	if tag, ok, err := s.command(info); ok {
@@ -236,17 +245,21 @@ func (s *session) simpleQuery(sql string) {
 		s.sendError(err)
 		return
 	}
-	s.complete(res, len(res.Rows))
+	s.complete(len(res.Rows))
 }
 
-// complete ends a result: a warning if it was cut, then CommandComplete.
-func (s *session) complete(res *query.Result, n int) {
-	if res.Truncated {
-		s.be.Send(&pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: codeWarning,
-			Message: fmt.Sprintf("result truncated to its first %d rows (%s)", len(res.Rows), res.TruncatedBy),
-			Hint:    "Add a LIMIT, filter or aggregate."})
-	}
+// complete ends a result with CommandComplete.
+func (s *session) complete(n int) {
 	s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.Itoa(n))})
+}
+
+// truncatedError is what a result cut by the engine's row or byte limit
+// answers: an ERROR, since drivers drop notices and a silently short
+// result looks complete. COPY and cursors stream past the row limit.
+func truncatedError(res *query.Result) error {
+	e := newError(codeLimit, "cannot return the result: it exceeds "+res.TruncatedBy)
+	e.hint = "Add a LIMIT, filter or aggregate, or read it with a cursor (DECLARE ... CURSOR, FETCH) or COPY (...) TO STDOUT, which stream without the row limit."
+	return e
 }
 
 // ignoredSettings are the settings drivers SET on connect whose values do
@@ -274,6 +287,7 @@ func (s *session) command(info statementInfo) (tag string, ok bool, err error) {
 		s.tx = 'T'
 		return "BEGIN", true, nil
 	case "COMMIT", "END":
+		s.closeCursors("")
 		tag = "COMMIT"
 		if s.tx == 'E' {
 			tag = "ROLLBACK"
@@ -281,8 +295,19 @@ func (s *session) command(info statementInfo) (tag string, ok bool, err error) {
 		s.tx = 'I'
 		return tag, true, nil
 	case "ROLLBACK", "ABORT":
+		if w[1] == "TO" && s.tx != 'I' {
+			s.tx = 'T' // ROLLBACK TO SAVEPOINT: the block goes on
+			return "ROLLBACK", true, nil
+		}
 		s.tx = 'I'
+		s.closeCursors("")
 		return "ROLLBACK", true, nil
+	case "SAVEPOINT", "RELEASE":
+		// Savepoints (psycopg's nested transactions) change nothing either.
+		if s.tx == 'E' {
+			return "", true, failedTx()
+		}
+		return w[0], true, nil
 	case "SET":
 		name := w[1]
 		if name == "SESSION" || name == "LOCAL" {
@@ -306,27 +331,45 @@ func failedTx() error {
 // runQuery runs one statement on the engine as the session's principal,
 // interruptible by a CancelRequest.
 func (s *session) runQuery(sql string) (*query.Result, error) {
+	var res *query.Result
+	err := s.running(func(ctx context.Context) (err error) {
+		res, err = s.srv.Engine.Query(ctx, sql)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if res.Truncated {
+		return nil, truncatedError(res)
+	}
+	return res, nil
+}
+
+// running runs fn (a call of the engine) with the session's principal in
+// its context, interruptible by a CancelRequest and by the server's
+// shutdown, and maps its error to a SQLSTATE.
+func (s *session) running(fn func(ctx context.Context) error) error {
 	if s.tx == 'E' {
-		return nil, failedTx()
+		return failedTx()
 	}
 	ctx, cancel := context.WithCancel(auth.WithPrincipal(context.Background(), s.principal))
 	defer cancel()
 	s.mu.Lock()
 	if s.shutdown {
 		s.mu.Unlock()
-		return nil, queryError(context.Canceled, false, true)
+		return queryError(context.Canceled, false, true)
 	}
 	s.stop, s.canceled = cancel, false
 	s.mu.Unlock()
-	res, err := s.srv.Engine.Query(ctx, sql)
+	err := fn(ctx)
 	s.mu.Lock()
 	s.stop = nil
 	canceled, shutdown := s.canceled, s.shutdown
 	s.mu.Unlock()
 	if err != nil {
-		return nil, queryError(err, canceled, shutdown)
+		return queryError(err, canceled, shutdown)
 	}
-	return res, nil
+	return nil
 }
 
 func rowDescription(cols []column, formats []int16) *pgproto3.RowDescription {
@@ -395,13 +438,14 @@ func (s *session) parse(m *pgproto3.Parse) error {
 	if _, ok := s.stmts[m.Name]; !ok && len(s.stmts) >= maxStatements {
 		return newError(codeLimit, fmt.Sprintf("too many prepared statements (at most %d per session): close some", maxStatements))
 	}
-	info, err := analyze(m.Query)
+	sql := rewrite(m.Query, s.params["user"])
+	info, err := analyze(sql)
 	if err != nil {
 		return newError(codeSyntax, err.Error())
 	}
 	oids := make([]uint32, max(info.nParams, len(m.ParameterOIDs)))
 	copy(oids, m.ParameterOIDs)
-	s.stmts[m.Name] = &statement{sql: m.Query, info: info, paramOIDs: oids}
+	s.stmts[m.Name] = &statement{sql: sql, info: info, paramOIDs: oids}
 	s.be.Send(&pgproto3.ParseComplete{})
 	return nil
 }
@@ -455,7 +499,7 @@ func returnsRows(info statementInfo) bool {
 	}
 	w := append(info.words, "", "", "")
 	switch w[0] {
-	case "BEGIN", "COMMIT", "END", "ROLLBACK", "ABORT":
+	case "BEGIN", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE", "COPY", "DECLARE", "CLOSE":
 		return false
 	case "START":
 		return w[1] != "TRANSACTION"
@@ -477,6 +521,9 @@ func (s *session) describe(m *pgproto3.Describe) error {
 			return newError(codeNoStatement, statementName(m.Name)+" does not exist")
 		}
 		oids := st.paramOIDs
+		if ok, err := s.describeFetchStatement(st); ok {
+			return err
+		}
 		if !returnsRows(st.info) {
 			s.be.Send(&pgproto3.ParameterDescription{ParameterOIDs: oids})
 			s.be.Send(&pgproto3.NoData{})
@@ -492,8 +539,15 @@ func (s *session) describe(m *pgproto3.Describe) error {
 		return nil
 	case 'P':
 		p, ok := s.portals[m.Name]
+		if c, isCursor := s.cursors[m.Name]; !ok && isCursor {
+			s.be.Send(rowDescription(c.cols, make([]int16, len(c.cols))))
+			return nil
+		}
 		if !ok {
 			return newError(codeNoPortal, fmt.Sprintf("portal %q does not exist", m.Name))
+		}
+		if ok, err := s.describeFetch(p.sql, p.stmt.info, p.formats); ok {
+			return err
 		}
 		if !returnsRows(p.stmt.info) {
 			s.be.Send(&pgproto3.NoData{})
@@ -556,6 +610,9 @@ func (s *session) execute(m *pgproto3.Execute) error {
 		s.be.Send(&pgproto3.EmptyQueryResponse{})
 		return nil
 	}
+	if handled, err := s.streamCommand(p.sql, info, p.formats, false); handled {
+		return err
+	}
 	if !returnsRows(info) {
 		tag, _, err := s.command(info)
 		if err != nil {
@@ -591,7 +648,7 @@ func (s *session) execute(m *pgproto3.Execute) error {
 		s.be.Send(&pgproto3.PortalSuspended{})
 		return nil
 	}
-	s.complete(p.res, to-from)
+	s.complete(to - from)
 	return nil
 }
 

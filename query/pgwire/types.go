@@ -260,7 +260,7 @@ type column struct {
 func columnsOf(res *query.Result) []column {
 	cols := make([]column, len(res.Columns))
 	for i, c := range res.Columns {
-		cols[i] = column{name: c.Name, oid: oidFor(c.Type), scale: decimalScale(c.Type)}
+		cols[i] = column{name: pgColumnName(c.Name), oid: oidFor(c.Type), scale: decimalScale(c.Type)}
 	}
 	return cols
 }
