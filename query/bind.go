@@ -25,22 +25,38 @@ func (e *Engine) runBoundWith(ctx context.Context, sqlText string, run func(conn
 	if err := authorize(ctx, conn, sqlText); err != nil {
 		return nil, err
 	}
+	for skips := 0; ; skips++ {
+		res, scan, err := e.runBoundOnce(ctx, conn, sqlText, run)
+		bad, unreadable := unreadableIn(err, scan.paths)
+		switch {
+		case err == nil:
+			res.FilesScanned, res.FilesPruned, res.BytesScanned, res.SkippedFiles = scan.files, scan.pruned, scan.bytes, scan.skipped
+			return res, nil
+		case !unreadable:
+			return nil, err
+		case !e.cfg.SkipUnreadable || skips >= maxSkips || ctx.Err() != nil:
+			return nil, bad
+		}
+		e.markUnreadable(bad) // and run again without it
+	}
+}
+
+// runBoundOnce binds the statement's tables on conn, runs it and unbinds.
+func (e *Engine) runBoundOnce(ctx context.Context, conn *sql.Conn, sqlText string, run func(conn *sql.Conn) (*Result, error)) (*Result, scanStats, error) {
 	scan, unbind, err := e.bind(ctx, conn, sqlText, e.known(identifiers(sqlText)))
 	defer unbind()
 	if err != nil {
-		return nil, err
+		return nil, scan, err
 	}
 	res, err := run(conn)
-	if err != nil {
-		return nil, err
-	}
-	res.FilesScanned, res.FilesPruned, res.BytesScanned = scan.files, scan.pruned, scan.bytes
-	return res, nil
+	return res, scan, err
 }
 
 type scanStats struct {
 	files, pruned int
 	bytes         int64
+	paths         map[string]string // bound file → its table
+	skipped       []SkippedFile     // left out: unreadable (SkipUnreadable)
 }
 
 // bind creates, on conn, a temporary view for each of tables over the
@@ -87,6 +103,15 @@ func (e *Engine) bind(ctx context.Context, conn *sql.Conn, sqlText string, table
 		}
 		if files.Release != nil {
 			releases = append(releases, files.Release)
+		}
+		var skipped []SkippedFile
+		files.Paths, skipped = e.skipUnreadable(t.Name, files.Paths)
+		stats.skipped = append(stats.skipped, skipped...)
+		if stats.paths == nil {
+			stats.paths = map[string]string{}
+		}
+		for _, p := range files.Paths {
+			stats.paths[p] = t.Name
 		}
 		stats.files += len(files.Paths)
 		stats.pruned += files.Pruned

@@ -52,6 +52,10 @@ type Result struct {
 	FilesScanned int   `json:"files_scanned"`
 	FilesPruned  int   `json:"files_pruned"`
 	BytesScanned int64 `json:"bytes_scanned"`
+	// SkippedFiles are committed files the query left out because they
+	// cannot be read (only with Config.SkipUnreadable): its answer may lack
+	// their rows.
+	SkippedFiles []SkippedFile `json:"skipped_files,omitempty"`
 }
 
 func convertRow(vals []driver.Value, infos []duckdb.TypeInfo) []any {

@@ -24,6 +24,7 @@ var ExportFormats = map[string]string{
 type Export struct {
 	Rows         int64
 	FilesScanned int
+	SkippedFiles []SkippedFile // left out as unreadable (Config.SkipUnreadable)
 	FilesPruned  int
 	BytesScanned int64
 }
@@ -110,6 +111,10 @@ func (e *Engine) Export(ctx context.Context, sqlText, dir string, maxScan int64)
 		}
 		return nil
 	})
+	if bad, ok := unreadableIn(err, scan.paths); ok {
+		return out, bad
+	}
+	out.SkippedFiles = scan.skipped
 	return out, err
 }
 

@@ -127,10 +127,14 @@ func footer(r *Result) string {
 	if r.FilesScanned > 0 || r.FilesPruned > 0 {
 		scan = fmt.Sprintf("; %d files, %s scanned, %d pruned", r.FilesScanned, humanBytes(r.BytesScanned), r.FilesPruned)
 	}
-	if r.Truncated {
-		return fmt.Sprintf("(%d %s, truncated%s)\n", n, word, scan)
+	skipped := ""
+	for _, f := range r.SkippedFiles {
+		skipped += fmt.Sprintf("warning: left out unreadable file %s of table %q: %s\n", f.File, f.Table, f.Error)
 	}
-	return fmt.Sprintf("(%d %s%s)\n", n, word, scan)
+	if r.Truncated {
+		return fmt.Sprintf("(%d %s, truncated%s)\n%s", n, word, scan, skipped)
+	}
+	return fmt.Sprintf("(%d %s%s)\n%s", n, word, scan, skipped)
 }
 
 // humanBytes renders n bytes in binary units: 512 B, 1.5 KiB, 3.0 MiB.

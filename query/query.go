@@ -148,6 +148,10 @@ type Config struct {
 	// memory, the result itself is in DuckDB's storage, spilled to
 	// TempDir). A larger result is an error, never a cut.
 	MaxStreamRows int64
+	// SkipUnreadable leaves a committed file that cannot be read out of
+	// the queries that would read it, listing it in each answer's
+	// SkippedFiles, instead of failing them (UnreadableFileError).
+	SkipUnreadable bool
 }
 
 const (
@@ -196,6 +200,9 @@ type Engine struct {
 
 	mu    sync.Mutex            // guards views and view DDL
 	views map[string]*viewState // key: lower-cased table name
+
+	skipMu     sync.Mutex
+	unreadable map[string]string // file → why, left out with SkipUnreadable
 }
 
 // New opens an in-memory DuckDB database, applies cfg and locks the

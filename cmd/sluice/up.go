@@ -58,6 +58,7 @@ type upConfig struct {
 	queryTime   time.Duration
 	queryCache  string
 	resultBytes string
+	skipBad     bool
 	queryConc   int
 	pgIdle      time.Duration
 	ingestMem   string
@@ -173,6 +174,7 @@ func commonFlags(fs *flag.FlagSet, c *upConfig) {
 	fs.DurationVar(&c.pgIdle, "pg-idle-timeout", pgwire.DefaultIdleTimeout, "end a Postgres session idle that long between queries (FATAL 57P05); 0: never")
 	fs.StringVar(&c.queryMemory, "query-memory", "1GB", "DuckDB memory limit for all queries together")
 	fs.DurationVar(&c.queryTime, "query-timeout", time.Minute, "longest a query may run")
+	fs.BoolVar(&c.skipBad, "query-skip-unreadable", false, "leave committed files that cannot be read out of queries, listing them in each answer (skipped_files), instead of failing the queries that read them")
 	fs.StringVar(&c.resultBytes, "query-result-bytes", "64MiB", "memory one query's result may hold; past it the result is cut (truncated, with truncated_by)")
 	fs.IntVar(&c.queryConc, "query-concurrency", query.DefaultMaxConcurrent, "queries that run at once; more wait for a slot within --query-timeout")
 	asyncFlags(fs, &c.async)
@@ -363,7 +365,7 @@ func up(c upConfig, log *slog.Logger) error {
 		tempDir := filepath.Join(c.data, "tmp", "duckdb")
 		qe, err := query.New(query.Config{
 			MemoryLimit: c.queryMemory, Timeout: c.queryTime, Log: log,
-			MaxResultBytes: resultBytes, MaxConcurrent: c.queryConc,
+			MaxResultBytes: resultBytes, MaxConcurrent: c.queryConc, SkipUnreadable: c.skipBad,
 			AllowedDirs: []string{cat.Dir()}, TempDir: tempDir,
 			SetupSQL: pgwire.CatalogSQL(), // the Postgres face (catalogs for psql, drivers, BI tools)
 		}, cat)

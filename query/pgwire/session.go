@@ -342,6 +342,10 @@ func (s *session) runQuery(sql string) (*query.Result, error) {
 	if res.Truncated {
 		return nil, truncatedError(res)
 	}
+	for _, f := range res.SkippedFiles { // --query-skip-unreadable
+		s.be.Send(&pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: "58030",
+			Message: fmt.Sprintf("left out unreadable file %s of table %q: %s", f.File, f.Table, f.Error)})
+	}
 	return res, nil
 }
 
