@@ -71,7 +71,7 @@ func TestKeyLifecycle(t *testing.T) {
 func TestKeyValidationAndExpiry(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
-	for _, scopes := range [][]string{nil, {"admin:x"}, {"ingest"}, {"ingest:"}, {"read:logs"}} {
+	for _, scopes := range [][]string{nil, {"admin:x"}, {"ingest"}, {"ingest:"}, {"read:logs"}, {"metrics:x"}} {
 		if _, err := s.Create(ctx, NewSecret(), "", scopes, nil); !errors.Is(err, ErrInvalid) {
 			t.Errorf("scopes %q: %v", scopes, err)
 		}
@@ -174,6 +174,21 @@ func TestGuard(t *testing.T) {
 		if w.Code != c.want {
 			t.Errorf("key %q stream %s: %d %s, want %d", c.key, c.stream, w.Code, w.Body, c.want)
 		}
+	}
+}
+
+// TestMetricsScope: a metrics key may read what Require("metrics") guards
+// and nothing else; admin may read it too.
+func TestMetricsScope(t *testing.T) {
+	if sc, err := ParseScope("metrics"); err != nil || sc.String() != "metrics" {
+		t.Fatalf("ParseScope(metrics) = %v, %v", sc, err)
+	}
+	m := NewPrincipal("m", "metrics")
+	if !m.Can("metrics", "") || m.Can("admin", "") || m.Can("query", "logs") || m.Can("ingest", "logs") || m.Everything("query") {
+		t.Fatalf("a metrics key: %v", m.Scopes())
+	}
+	if !NewPrincipal("a", "admin").Can("metrics", "") || NewPrincipal("q", "query:*").Can("metrics", "") {
+		t.Fatal("metrics must be readable by admin, and not by query:*")
 	}
 }
 

@@ -171,27 +171,29 @@ func (k Key) principal() *Principal {
 	return p
 }
 
-// Scope is one grant: admin, or ingest/query on one name or on every one.
+// Scope is one grant: admin, metrics (read GET /metrics, nothing else),
+// or ingest/query on one name or on every one.
 type Scope struct {
-	Kind string // admin, ingest, query
-	Name string // a stream or table name, or *; "" for admin
+	Kind string // admin, metrics, ingest, query
+	Name string // a stream or table name, or *; "" for admin and metrics
 }
 
-// ParseScope parses "admin", "ingest:NAME", "query:NAME" (NAME may be *).
+// ParseScope parses "admin", "metrics", "ingest:NAME", "query:NAME" (NAME
+// may be *).
 func ParseScope(s string) (Scope, error) {
 	kind, name, hasName := strings.Cut(s, ":")
 	switch {
-	case kind == "admin" && !hasName:
-		return Scope{Kind: "admin"}, nil
+	case (kind == "admin" || kind == "metrics") && !hasName:
+		return Scope{Kind: kind}, nil
 	case (kind == "ingest" || kind == "query") && name != "":
 		return Scope{Kind: kind, Name: name}, nil
 	}
-	return Scope{}, fmt.Errorf("%w: scope %q: want admin, ingest:STREAM or query:TABLE (* for every stream or table)", ErrInvalid, s)
+	return Scope{}, fmt.Errorf("%w: scope %q: want admin, metrics, ingest:STREAM or query:TABLE (* for every stream or table)", ErrInvalid, s)
 }
 
 func (s Scope) String() string {
-	if s.Kind == "admin" {
-		return "admin"
+	if s.Name == "" {
+		return s.Kind
 	}
 	return s.Kind + ":" + s.Name
 }

@@ -37,6 +37,10 @@ type Handler struct {
 	// then is answered 503 with Retry-After. Set it before the first
 	// request.
 	MaxInFlight int64
+	// Counted, if set, is told of the records of each request that got as
+	// far as parsing: n records had result, "ok" (written) or their error
+	// code (metrics). It must not block.
+	Counted func(stream, result string, n int)
 
 	once     sync.Once
 	inFlight *limiter
@@ -182,7 +186,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := h.produce(r.Context(), stream, items)
+	h.count(stream, resp)
 	writeJSON(w, responseStatus(resp), resp)
+}
+
+// count tells Counted how many of resp's records had each result.
+func (h *Handler) count(stream string, resp *Response) {
+	if h.Counted == nil {
+		return
+	}
+	byResult := map[string]int{}
+	for _, r := range resp.Records {
+		result := r.ErrorCode
+		if result == "" {
+			result = "ok"
+		}
+		byResult[result]++
+	}
+	for result, n := range byResult {
+		h.Counted(stream, result, n)
+	}
 }
 
 // produce sends every valid item and waits for all of them.

@@ -407,3 +407,21 @@ func TestErrorMessagesCapped(t *testing.T) {
 		}
 	}
 }
+
+// TestCountedByResult: Counted hears each request's records by result.
+func TestCountedByResult(t *testing.T) {
+	p := newProducer()
+	var mu sync.Mutex
+	got := map[string]int{}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/streams/{stream}/records", &ingest.Handler{
+		Producer: p, StreamExists: func(string) bool { return true }, Log: slog.New(slog.DiscardHandler),
+		Counted: func(stream, result string, n int) { mu.Lock(); got[stream+" "+result] += n; mu.Unlock() },
+	})
+	postNDJSON(t, mux, "", `{"n":1}`, `{bad`, `{"n":3}`)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 || got["logs ok"] != 2 || got["logs InvalidJSON"] != 1 {
+		t.Fatalf("counted %v, want 2 ok and 1 InvalidJSON for logs", got)
+	}
+}

@@ -54,6 +54,9 @@ type Engine struct {
 	// AllowExec enables exec functions (--allow-exec); without it their
 	// partitions retry with fn.ErrExecDisabled.
 	AllowExec bool
+	// Observer is told what partitions do, for metrics (nil: nothing).
+	// Set it before Run.
+	Observer Observer
 	// Logs stores what functions write to stderr (nil: it is dropped). Set
 	// it before Run.
 	Logs *fnlog.Log
@@ -178,7 +181,11 @@ func (e *Engine) sync() {
 			e.log.Error("cannot start pipeline", "pipeline", name, "err", err)
 			continue
 		}
-		r, err := newRunner(spec, e.bucket, e.brokers, e.KafkaOpts, e.InstanceID, e.SessionTimeout, newProc, e.log)
+		obs := e.Observer
+		if obs == nil {
+			obs = nopObserver{}
+		}
+		r, err := newRunner(spec, e.bucket, e.brokers, e.KafkaOpts, e.InstanceID, e.SessionTimeout, newProc, e.log, obs)
 		if err != nil {
 			e.log.Error("cannot start pipeline", "pipeline", name, "err", err)
 			continue

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-dev/sluice/deploy"
 	"github.com/sluice-dev/sluice/internal/failpoint"
+	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/sink"
 )
 
@@ -96,13 +97,28 @@ type partition struct {
 	// the pipeline's dead-letter stream.
 	deadLetter func(ctx context.Context, b *Batch, why giveUp) error
 	drain      <-chan struct{} // closed to finish the batch, flush, commit and stop
-	log        *slog.Logger
+	log        *slog.Logger    // with pipeline, stream and partition; logger adds the offset
+	obs        Observer
 
 	next   int64 // the offset the next batch must start at or after; -1: any
 	broken error // set when the partition stopped for good (errLogBehind)
 
 	mu     sync.Mutex
 	status PartitionStatus
+	g      gauges
+}
+
+// logger is pt.log with the offset the partition is at: the first offset
+// of the batch in flight, else the committed offset (everything below it is
+// in the table).
+func (pt *partition) logger() *slog.Logger {
+	pt.mu.Lock()
+	at := pt.status.Committed
+	if !pt.g.inFlight.IsZero() {
+		at = pt.g.inFlightAt
+	}
+	pt.mu.Unlock()
+	return pt.log.With("offset", at)
 }
 
 func (pt *partition) setStatus(f func(s *PartitionStatus)) {
@@ -129,7 +145,7 @@ func (pt *partition) publishStatus(ctx context.Context, now bool) {
 		return
 	}
 	if err := pt.w.SaveStatus(ctx, data); err != nil && ctx.Err() == nil && !errors.Is(err, sink.ErrFenced) {
-		pt.log.Warn("cannot record partition status in the object store", "err", err)
+		pt.logger().Warn("cannot record partition status in the object store", "err", err)
 	}
 }
 
@@ -161,6 +177,7 @@ func (pt *partition) run(ctx context.Context) {
 			}
 			return
 		}
+		pt.setGauges(func(g *gauges) { g.inFlight = time.Time{} })
 		if draining || pt.w.Due(time.Now()) {
 			if !pt.flush(ctx) {
 				return
@@ -191,6 +208,9 @@ func (pt *partition) nextBatch(ctx context.Context, tick <-chan time.Time) (*Bat
 			if r.Offset < pt.next {
 				pt.logBehind(r.Offset)
 				return nonEmpty(b), false
+			}
+			if len(b.Records) == 0 {
+				pt.setGauges(func(g *gauges) { g.inFlight, g.inFlightAt = r.Timestamp, r.Offset })
 			}
 			b.Records = append(b.Records, r)
 			b.Bytes += len(r.Value)
@@ -233,7 +253,7 @@ func (pt *partition) logBehind(offset int64) {
 		"the broker's log was reset or lost data: restore it, or delete the pipeline's progress objects under _sluice/progress/%s/ to read the log from its start again",
 		pt.id, pt.p.Stream, offset, pt.next, errLogBehind, pt.p.Name)
 	pt.broken = err
-	pt.log.Error("partition stopped", "err", err)
+	pt.logger().Error("partition stopped", "err", err)
 	pt.setStatus(func(s *PartitionStatus) { s.State, s.LastError, s.Since = StateStopped, err.Error(), time.Now().UTC() })
 	pt.publishStatus(context.Background(), true)
 }
@@ -246,13 +266,14 @@ func (pt *partition) compact(ctx context.Context) bool {
 	n, err := pt.w.Compact(ctx)
 	switch {
 	case errors.Is(err, sink.ErrFenced):
-		pt.log.Warn("partition fenced by a newer owner; stopping it", "err", err)
+		pt.logger().Warn("partition fenced by a newer owner; stopping it", "err", err)
 		pt.setStatus(func(s *PartitionStatus) { s.State, s.LastError = StateUnassigned, err.Error() })
 		return false
 	case err != nil && ctx.Err() == nil:
-		pt.log.Warn("compaction failed; retrying at the next interval", "err", err)
+		pt.logger().Warn("compaction failed; retrying at the next interval", "err", err)
 	case n > 0:
-		pt.log.Info("compacted", "table", pt.p.Table, "files_merged", n, "took", time.Since(start).Round(time.Millisecond))
+		pt.obs.Compacted(pt.p.Table, n)
+		pt.logger().Info("compacted", "table", pt.p.Table, "files_merged", n, "took", time.Since(start).Round(time.Millisecond))
 	}
 	return ctx.Err() == nil
 }
@@ -282,8 +303,11 @@ func (pt *partition) process(ctx context.Context, b *Batch) bool {
 	attempts := 0
 	ok, gaveUp := pt.retryUntil(ctx, func() error {
 		attempts++
+		start := time.Now()
 		rows, err := pt.proc.Process(ctx, b)
+		took := time.Since(start)
 		if err != nil {
+			pt.obs.Attempt(pt.p.Name, pt.id, took, took, err)
 			lastErr = err
 			// Rows of earlier batches must not wait behind a batch that
 			// may fail for a long time: write them now.
@@ -292,7 +316,12 @@ func (pt *partition) process(ctx context.Context, b *Batch) bool {
 			}
 			return err
 		}
-		return pt.w.Add(rows, b.First(), b.Last(), b.Bytes)
+		err = pt.add(rows, b)
+		pt.obs.Attempt(pt.p.Name, pt.id, took, time.Since(start), err)
+		if err == nil {
+			pt.obs.Processed(pt.p.Name, pt.id, len(b.Records), len(rows), 0)
+		}
+		return err
 	}, func(attempt int) bool { return !IsInfrastructure(lastErr) && pt.givesUp(attempt, b) })
 	if !gaveUp {
 		return ok
@@ -301,7 +330,7 @@ func (pt *partition) process(ctx context.Context, b *Batch) bool {
 		first, second := b.split()
 		return pt.process(ctx, first) && pt.process(ctx, second)
 	}
-	pt.log.Warn("giving up on batch; sending its records to the dead-letter stream",
+	pt.logger().Warn("giving up on batch; sending its records to the dead-letter stream",
 		"first", b.First(), "last", b.Last(), "dead_letter", pt.p.DeadLetter, "err", lastErr)
 	why := pt.giveUp(lastErr, attempts)
 	sent := pt.retry(ctx, func() error {
@@ -309,12 +338,35 @@ func (pt *partition) process(ctx context.Context, b *Batch) bool {
 			return fmt.Errorf("cannot send offsets %d..%d to dead-letter stream %q: %w", b.First(), b.Last(), pt.p.DeadLetter, err)
 		}
 		failpoint.Hit("processors.after-dead-letter") // sent, not yet recorded: a crash here sends them again
-		return pt.w.Add(nil, b.First(), b.Last(), b.Bytes)
+		return pt.add(nil, b)
 	})
 	if sent {
 		pt.setStatus(func(s *PartitionStatus) { s.GivenUp++ })
+		pt.obs.Processed(pt.p.Name, pt.id, len(b.Records), 0, len(b.Records))
 	}
 	return sent
+}
+
+// add adds b's rows to the writer (none for a batch given up), keeping the
+// gauges of what is buffered.
+func (pt *partition) add(rows []schemas.Row, b *Batch) error {
+	buffered := pt.w.Buffered()
+	if err := pt.w.Add(rows, b.First(), b.Last(), b.Bytes); err != nil {
+		return err
+	}
+	pt.setGauges(func(g *gauges) {
+		if !buffered {
+			g.unflushed = b.Records[0].Timestamp
+		}
+		g.bufferedRows += int64(len(rows))
+	})
+	return nil
+}
+
+func (pt *partition) setGauges(f func(g *gauges)) {
+	pt.mu.Lock()
+	f(&pt.g)
+	pt.mu.Unlock()
 }
 
 // giveUp describes the giving up, now, on a batch that failed attempts
@@ -343,11 +395,15 @@ func (pt *partition) flush(ctx context.Context) bool {
 	}
 	pt.publishStatus(ctx, false)
 	var next int64 = -1
+	start := time.Now()
 	ok := pt.retry(ctx, func() (err error) {
 		next, err = pt.w.Flush(ctx)
 		return err
 	})
 	if ok && next >= 0 {
+		st := pt.w.LastFlush()
+		pt.obs.Flushed(pt.p.Table, st.Files, st.Bytes, time.Since(start))
+		pt.setGauges(func(g *gauges) { g.bufferedRows, g.unflushed = 0, time.Time{} })
 		pt.setStatus(func(s *PartitionStatus) { s.Committed = next })
 		pt.commit(ctx, next)
 	}
@@ -368,7 +424,7 @@ func (pt *partition) retryUntil(ctx context.Context, f func() error, giveUp func
 		err := f()
 		if err == nil {
 			if attempt > 1 {
-				pt.log.Info("partition recovered", "attempts", attempt)
+				pt.logger().Info("partition recovered", "attempts", attempt)
 				pt.setStatus(func(s *PartitionStatus) {
 					s.State, s.Attempts, s.LastError, s.Stderr, s.Since = StateRunning, 0, "", "", time.Now().UTC()
 				})
@@ -384,7 +440,7 @@ func (pt *partition) retryUntil(ctx context.Context, f func() error, giveUp func
 		}
 		if errors.Is(err, sink.ErrFenced) {
 			// Another worker owns the partition now: stop, commit nothing.
-			pt.log.Warn("partition fenced by a newer owner; stopping it", "err", err)
+			pt.logger().Warn("partition fenced by a newer owner; stopping it", "err", err)
 			pt.setStatus(func(s *PartitionStatus) { s.State, s.LastError = StateUnassigned, err.Error() })
 			return false, false
 		}
@@ -395,7 +451,7 @@ func (pt *partition) retryUntil(ctx context.Context, f func() error, giveUp func
 			return false, true
 		}
 		wait := backoff(attempt)
-		pt.log.Warn("batch failed; retrying", "attempt", attempt, "in", wait, "err", err)
+		pt.logger().Warn("batch failed; retrying", "attempt", attempt, "in", wait, "err", err)
 		pt.setStatus(func(s *PartitionStatus) {
 			if s.State != StateRetrying {
 				s.State, s.Since = StateRetrying, time.Now().UTC()

@@ -33,7 +33,8 @@ type runner struct {
 	bucket  objstore.Bucket
 	brokers []string
 	newProc func() Processor // one per partition
-	log     *slog.Logger
+	log     *slog.Logger     // with pipeline and stream
+	obs     Observer
 	cl      *kgo.Client
 	ready   chan struct{} // closed once cl is set
 
@@ -60,8 +61,8 @@ type running struct {
 	stopOnce sync.Once
 }
 
-func newRunner(p Pipeline, bucket objstore.Bucket, brokers []string, kafkaOpts []kgo.Opt, instanceID string, session time.Duration, newProc func() Processor, log *slog.Logger) (*runner, error) {
-	r := &runner{p: p, bucket: bucket, brokers: brokers, newProc: newProc, log: log.With("pipeline", p.Name),
+func newRunner(p Pipeline, bucket objstore.Bucket, brokers []string, kafkaOpts []kgo.Opt, instanceID string, session time.Duration, newProc func() Processor, log *slog.Logger, obs Observer) (*runner, error) {
+	r := &runner{p: p, bucket: bucket, brokers: brokers, newProc: newProc, log: log.With("pipeline", p.Name, "stream", p.Stream), obs: obs,
 		parts: map[int32]*running{}, opening: map[int32]*opening{}, ready: make(chan struct{}), instanceID: instanceID}
 	opts := slices.Clone(kafkaOpts)
 	if instanceID != "" {
@@ -122,7 +123,7 @@ func (r *runner) assign(ctx context.Context, offsets map[string]map[int32]kgo.Of
 		go func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			w, next, err := r.open(ctx, id)
+			w, next, err := r.open(ctx, id, offsets[r.p.Stream][id].EpochOffset().Offset)
 			results <- opened{id, w, next, err}
 		}()
 	}
@@ -143,7 +144,7 @@ func (r *runner) assign(ctx context.Context, offsets map[string]map[int32]kgo.Of
 			r.mu.Unlock()
 		}
 		if errors.Is(o.err, sink.ErrCorruptProgress) {
-			r.startStopped(o.id, o.err)
+			r.startStopped(o.id, offsets[r.p.Stream][o.id].EpochOffset().Offset, o.err)
 			continue
 		}
 		if o.err != nil {
@@ -166,7 +167,7 @@ const openParallel = 16
 
 // open opens partition id's sink writer, retrying until ctx ends or the
 // progress object turns out corrupt (sink.ErrCorruptProgress: no retry helps).
-func (r *runner) open(ctx context.Context, id int32) (*sink.Writer, int64, error) {
+func (r *runner) open(ctx context.Context, id int32, at int64) (*sink.Writer, int64, error) {
 	cfg := sink.Config{Bucket: r.bucket, Pipeline: r.p.Name, Stream: r.p.Stream, Partition: id,
 		Table: r.p.Table, Schema: r.p.Schema, FileBytes: r.p.FileBytes, FileAge: r.p.FileAge, FileIdle: r.p.FileIdle,
 		RowGroupRows: r.p.RowGroups, Budget: r.p.Budget,
@@ -179,7 +180,7 @@ func (r *runner) open(ctx context.Context, id int32) (*sink.Writer, int64, error
 		if ctx.Err() != nil || errors.Is(err, sink.ErrCorruptProgress) {
 			return nil, -1, fmt.Errorf("cannot open partition %d of pipeline %q: %w", id, r.p.Name, err)
 		}
-		r.log.Warn("cannot open partition; retrying", "partition", id, "err", err)
+		r.log.Warn("cannot open partition; retrying", "partition", id, "offset", at, "err", err)
 		r.mu.Lock()
 		if o := r.opening[id]; o != nil {
 			if o.status.State != StateRetrying {
@@ -209,6 +210,7 @@ func (r *runner) start(id int32, w *sink.Writer, next int64) {
 		commit:     r.commit(id),
 		deadLetter: r.deadLetter,
 		log:        r.log.With("partition", id),
+		obs:        r.obs,
 		status:     PartitionStatus{Partition: id, State: StateRunning, Since: time.Now().UTC(), Committed: max(next, 0), Worker: r.p.Worker},
 	}
 	run := &running{pt: pt, drain: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
@@ -216,6 +218,7 @@ func (r *runner) start(id int32, w *sink.Writer, next int64) {
 	r.mu.Lock()
 	r.parts[id] = run
 	r.mu.Unlock()
+	r.obs.PartitionStarted(r.p.Name, r.p.Table, id)
 	// The client's paused set outlives assignments: a partition paused by an
 	// earlier worker of this client would otherwise never fetch again.
 	r.cl.ResumeFetchPartitions(map[string][]int32{r.p.Stream: {id}})
@@ -230,16 +233,17 @@ func (r *runner) start(id int32, w *sink.Writer, next int64) {
 // and nothing is written for it, while the pipeline's other partitions go on.
 // Once an operator removes the object, the partition's next assignment (a
 // restart of this worker, or a rebalance) opens it afresh.
-func (r *runner) startStopped(id int32, err error) {
-	r.log.Error("partition stopped", "partition", id, "err", err)
+func (r *runner) startStopped(id int32, at int64, err error) {
+	r.log.Error("partition stopped", "partition", id, "offset", at, "err", err)
 	ctx, cancel := context.WithCancel(context.Background())
 	// No writer and no inbox: poll hands such a partition no records.
-	pt := &partition{p: &r.p, id: id, log: r.log.With("partition", id),
+	pt := &partition{p: &r.p, id: id, log: r.log.With("partition", id), obs: r.obs,
 		status: PartitionStatus{Partition: id, State: StateStopped, LastError: err.Error(), Since: time.Now().UTC()}}
 	run := &running{pt: pt, drain: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
 	r.mu.Lock()
 	r.parts[id] = run
 	r.mu.Unlock()
+	r.obs.PartitionStarted(r.p.Name, r.p.Table, id)
 	r.cl.PauseFetchPartitions(map[string][]int32{r.p.Stream: {id}})
 	go func() { // until stop: what stop waits for
 		defer close(run.done)
@@ -291,20 +295,36 @@ func (r *runner) stop(ids []int32, drain bool) {
 					select {
 					case <-run.done:
 					case <-time.After(DrainTimeout):
-						r.log.Warn("partition did not drain in time; abandoning it uncommitted", "partition", id)
+						run.pt.logger().Warn("partition did not drain in time; abandoning it uncommitted")
 					}
 				}
 				run.cancel()
 				<-run.done
 				r.mu.Lock()
-				if r.parts[id] == run {
+				current := r.parts[id] == run
+				if current {
 					delete(r.parts, id)
 				}
 				r.mu.Unlock()
+				if current {
+					r.obs.PartitionStopped(r.p.Name, id)
+				}
 			})
 		})
 	}
 	wg.Wait()
+}
+
+// partitionLog is the logger of partition id (with its offset), or r.log
+// with the partition and offset -1 when this process does not run it.
+func (r *runner) partitionLog(id int32) *slog.Logger {
+	r.mu.Lock()
+	run := r.parts[id]
+	r.mu.Unlock()
+	if run == nil {
+		return r.log.With("partition", id, "offset", -1)
+	}
+	return run.pt.logger()
 }
 
 func (r *runner) ids() []int32 {
@@ -327,7 +347,7 @@ func (r *runner) poll(ctx context.Context) {
 		}
 		fetches.EachError(func(t string, p int32, err error) {
 			if !errors.Is(err, context.Canceled) {
-				r.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
+				r.partitionLog(p).Warn("fetch error", "topic", t, "err", err)
 			}
 		})
 		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -303,5 +304,37 @@ func TestJSONNumbersExact(t *testing.T) {
 	out, err := json.Marshal(res.Rows[0][0])
 	if err != nil || string(out) != `{"id":9007199254740993,"n":[1e400],"price":0.1}` {
 		t.Fatalf("JSON value %s (%v)", out, err)
+	}
+}
+
+// TestObserveAndQueue: Observe hears every query with its error kind, and
+// Waiting counts the queries that wait for a slot.
+func TestObserveAndQueue(t *testing.T) {
+	var mu sync.Mutex
+	var kinds []string
+	e, _, _ := newTestEngine(t, Config{MaxConcurrent: 1, Timeout: 5 * time.Second, Observe: func(st QueryStats) {
+		mu.Lock()
+		kinds = append(kinds, st.ErrorKind)
+		mu.Unlock()
+	}})
+	mustQuery(t, e, "select 1")
+	e.Query(context.Background(), "select nope from nowhere")
+	e.slots <- struct{}{} // a query that holds the only slot
+	done := make(chan struct{})
+	go func() { defer close(done); e.Query(context.Background(), "select 2") }()
+	for deadline := time.Now().Add(5 * time.Second); e.Waiting() != 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Waiting = %d with a query waiting for the only slot", e.Waiting())
+		}
+	}
+	if e.Running() != 1 {
+		t.Fatalf("Running = %d", e.Running())
+	}
+	<-e.slots
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if e.Waiting() != 0 || strings.Join(kinds, ",") != ",user," {
+		t.Fatalf("Waiting %d, kinds %q: want 0 and ok, user, ok", e.Waiting(), kinds)
 	}
 }

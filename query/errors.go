@@ -150,6 +150,32 @@ func isIOError(err error) bool {
 	return errors.As(err, &de) && de.Type == duckdb.ErrorTypeIO
 }
 
+// ErrorKinds are what ErrorKind returns for a failed query, one per HTTP
+// status statusFor gives.
+var ErrorKinds = []string{"timeout", "forbidden", "out_of_memory", "rate_limited", "user", "server"}
+
+// ErrorKind classifies a query's error for metrics ("" for nil): timeout,
+// forbidden (a table outside the key's scopes), out_of_memory,
+// rate_limited (the key's usage plan), user (the SQL's fault) or server.
+func ErrorKind(err error) string {
+	if err == nil {
+		return ""
+	}
+	switch statusFor(err) {
+	case http.StatusRequestTimeout:
+		return "timeout"
+	case http.StatusForbidden:
+		return "forbidden"
+	case http.StatusServiceUnavailable:
+		return "out_of_memory"
+	case http.StatusTooManyRequests:
+		return "rate_limited"
+	case http.StatusBadRequest:
+		return "user"
+	}
+	return "server"
+}
+
 // statusFor maps a query error to an HTTP status: 408 for a timeout (the
 // request took too long, retrying it unchanged will not help, but it is not
 // malformed either: 408 lets clients tell the two apart), 400 for other user

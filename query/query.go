@@ -45,6 +45,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
@@ -133,6 +134,9 @@ type Config struct {
 	AllowedDirs []string
 	// Log gets one line per query (nil: none).
 	Log *slog.Logger
+	// Observe, if set, is told of every query when it ends, failed or not
+	// (metrics). It must not block.
+	Observe func(QueryStats)
 	// TempDir is DuckDB's temp_directory for spilling, created if missing.
 	// Optional: when empty, spilling is disabled and a query that needs more
 	// than MemoryLimit fails with an out-of-memory error (a server error, see
@@ -196,7 +200,8 @@ type Engine struct {
 	db      *sql.DB
 	allowed []string // cleaned absolute AllowedDirs
 
-	slots chan struct{} // one per running query (MaxConcurrent)
+	slots   chan struct{} // one per running query (MaxConcurrent)
+	waiting atomic.Int64  // queries waiting for a slot
 
 	mu    sync.Mutex            // guards views and view DDL
 	views map[string]*viewState // key: lower-cased table name
@@ -263,8 +268,11 @@ func (e *Engine) Close() error {
 // other statement kinds (COPY, CREATE, SET, ATTACH, ...) and statements with
 // parameters are refused with an error for which IsUserError is true,
 // before anything runs. Views are refreshed from the catalog first.
-func (e *Engine) Query(ctx context.Context, sqlText string) (*Result, error) {
+func (e *Engine) Query(ctx context.Context, sqlText string) (res *Result, err error) {
 	start := time.Now()
+	if e.cfg.Observe != nil {
+		defer func() { e.cfg.Observe(statsOf(res, err, time.Since(start))) }()
+	}
 	ctx, done, err := e.admit(ctx)
 	if err != nil {
 		return nil, err
@@ -272,7 +280,7 @@ func (e *Engine) Query(ctx context.Context, sqlText string) (*Result, error) {
 	defer done()
 
 	setupErr := e.refresh(ctx)
-	res, err := e.runBound(ctx, sqlText)
+	res, err = e.runBound(ctx, sqlText)
 	if err != nil && isIOError(err) && ctx.Err() == nil {
 		// A file the manifest listed may have been retired and deleted in
 		// between (a query longer than the grace period): read the
@@ -285,6 +293,29 @@ func (e *Engine) Query(ctx context.Context, sqlText string) (*Result, error) {
 	e.logQuery("query", start, res, sqlText)
 	return res, nil
 }
+
+// QueryStats is what Config.Observe is told of a query.
+type QueryStats struct {
+	Elapsed      time.Duration
+	FilesScanned int
+	FilesPruned  int
+	BytesScanned int64
+	// ErrorKind is "" for a query that succeeded, else ErrorKind of its error.
+	ErrorKind string
+}
+
+func statsOf(res *Result, err error, elapsed time.Duration) QueryStats {
+	st := QueryStats{Elapsed: elapsed, ErrorKind: ErrorKind(err)}
+	if res != nil {
+		st.FilesScanned, st.FilesPruned, st.BytesScanned = res.FilesScanned, res.FilesPruned, res.BytesScanned
+	}
+	return st
+}
+
+// Waiting is the number of queries waiting for a slot (--query-concurrency);
+// Running the number that hold one.
+func (e *Engine) Waiting() int64 { return e.waiting.Load() }
+func (e *Engine) Running() int   { return len(e.slots) }
 
 // queryFailure decorates a failed query's error: a timeout says so, and
 // problems met while setting up views are attached since they often explain

@@ -52,6 +52,8 @@ func (e *Engine) admit(ctx context.Context) (_ context.Context, done func(), err
 		return nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
+	e.waiting.Add(1) // the queue length the metrics show
+	defer e.waiting.Add(-1)
 	select {
 	case e.slots <- struct{}{}:
 		return ctx, func() { <-e.slots; cancel() }, nil

@@ -79,7 +79,17 @@ type Writer struct {
 	entries     []FileEntry // of the encoded files, by key
 	pending     *Pending    // this flush's pending record, once it is in the store
 	pendingNext int64       // the Next written with it
+	flushed     FlushStats  // what the last successful Flush wrote
 }
+
+// FlushStats is what one Flush wrote: table files and their bytes.
+type FlushStats struct {
+	Files int
+	Bytes int64
+}
+
+// LastFlush is what the last successful Flush wrote (for metrics).
+func (w *Writer) LastFlush() FlushStats { return w.flushed }
 
 // Open recovers the partition's progress (finishing or undoing a change a
 // crash interrupted, adopting the files of an older release) and returns a
@@ -229,6 +239,10 @@ func (w *Writer) Flush(ctx context.Context) (int64, error) {
 		return -1, fmt.Errorf("cannot write %s: %w", where, err)
 	}
 	failpoint.Hit("sink.after-progress")
+	w.flushed = FlushStats{Files: len(keys)}
+	for _, data := range w.encoded {
+		w.flushed.Bytes += int64(len(data))
+	}
 	w.release()
 	w.cfg.Budget.add(-w.bytes)
 	w.first, w.last, w.bytes, w.next, w.state, w.pending, w.manifest = -1, -1, 0, next, w.sealedState, nil, m

@@ -48,6 +48,14 @@ func TestFlushLayout(t *testing.T) {
 	if got := keys(t, d, "tables/"); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("files\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+	var size int64
+	for _, k := range want {
+		data, _ := d.Get(t.Context(), k)
+		size += int64(len(data))
+	}
+	if st := w.LastFlush(); st.Files != 3 || st.Bytes != size {
+		t.Fatalf("LastFlush = %+v, want 3 files of %d bytes", st, size)
+	}
 	data, err := d.Get(t.Context(), want[1])
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -28,6 +29,7 @@ import (
 	"github.com/sluice-dev/sluice/deploy"
 	"github.com/sluice-dev/sluice/ingest"
 	"github.com/sluice-dev/sluice/internal/kafkax"
+	"github.com/sluice-dev/sluice/internal/metrics"
 	"github.com/sluice-dev/sluice/internal/objstore"
 	"github.com/sluice-dev/sluice/processors"
 	"github.com/sluice-dev/sluice/processors/fn"
@@ -74,6 +76,8 @@ type upConfig struct {
 	allowExec    bool     // the exec runtime (runs any program) is enabled
 	tlsCert      string   // PEM certificate chain for HTTP, Postgres and the embedded Kafka
 	tlsKey       string
+
+	logFormat string // text, json
 }
 
 func (c *upConfig) validate() error {
@@ -155,6 +159,9 @@ func (c *upConfig) validate() error {
 			errs = append(errs, fmt.Errorf("--tls-cert/--tls-key: %w", err))
 		}
 	}
+	if _, err := newLogger(c.logFormat, io.Discard); err != nil {
+		errs = append(errs, err)
+	}
 	if n, err := parseSize(c.queryCache); err != nil || n < 0 {
 		errs = append(errs, fmt.Errorf("--query-cache-size %q: want a size like 10GiB, or 0 for no bound", c.queryCache))
 	}
@@ -196,6 +203,7 @@ func commonFlags(fs *flag.FlagSet, c *upConfig) {
 	})
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS, Postgres with TLS (sslmode=require) and the embedded Kafka over TLS")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key file of --tls-cert")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log lines as text (key=value) or json (one object per line)")
 	fs.BoolVar(&c.allowExec, "allow-exec", false, "enable the exec function runtime, which runs any program an admin key deploys, as this process's user (wasm functions are sandboxed and always on)")
 }
 
@@ -207,7 +215,8 @@ func run(fs *flag.FlagSet, c *upConfig) error {
 	if err := c.validate(); err != nil {
 		return err
 	}
-	return up(*c, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	log, _ := newLogger(c.logFormat, os.Stderr) // validated
+	return up(*c, log)
 }
 
 // runUp: everything in one process, on an embedded broker.
@@ -351,6 +360,7 @@ func up(c upConfig, log *slog.Logger) error {
 		return err
 	}
 	defer stopStep(log, "function logs", flog.Close)
+	m := metrics.New()
 	mux := http.NewServeMux()   // what each role serves, each behind its key check
 	admin := http.NewServeMux() // the admin API: every route needs an admin key
 	api := &deploy.API{Reg: reg, Logs: flog}
@@ -368,10 +378,12 @@ func up(c upConfig, log *slog.Logger) error {
 			MaxResultBytes: resultBytes, MaxConcurrent: c.queryConc, SkipUnreadable: c.skipBad,
 			AllowedDirs: []string{cat.Dir()}, TempDir: tempDir,
 			SetupSQL: pgwire.CatalogSQL(), // the Postgres face (catalogs for psql, drivers, BI tools)
+			Observe:  observeQueries(m),
 		}, cat)
 		if err != nil {
 			return err
 		}
+		m.Query.Watch(qe, query.ErrorKinds)
 		defer stopStep(log, "query engine", func() { qe.Close() })
 		mux.Handle("/v1/query", guard.Require("query", nil, qe.Handler())) // the engine checks each table
 		stopAsync, err := startAsync(c.async, qe, bucket, tempDir, c.data, mux, guard, log)
@@ -419,6 +431,7 @@ func up(c upConfig, log *slog.Logger) error {
 		engine.FunctionMemory, _ = parseSize(c.fnMemory) // validated
 		budget, _ := parseSize(c.budget)                 // validated
 		engine.Budget = &sink.Budget{Limit: budget}
+		watchPipelines(m, engine, engine.Budget)
 		engine.CompactInterval = c.compact
 		engine.RetireGrace = c.retireGrace
 		engine.Logs = flog
@@ -430,18 +443,22 @@ func up(c upConfig, log *slog.Logger) error {
 
 	if c.roles["ingest"] {
 		ingestMem, _ := parseSize(c.ingestMem) // validated
-		mux.Handle("/v1/streams/{stream}/records", guard.Require("ingest", func(r *http.Request) string { return r.PathValue("stream") }, &ingest.Handler{
+		exists := func(name string) bool { _, ok := reg.Stream(name); return ok }
+		mux.Handle("/v1/streams/{stream}/records", m.Ingest.Wrap(exists, guard.Require("ingest", func(r *http.Request) string { return r.PathValue("stream") }, &ingest.Handler{
 			Producer: producer, Log: log,
-			StreamExists: func(name string) bool { _, ok := reg.Stream(name); return ok },
+			StreamExists: exists,
 			Internal:     deploy.InternalStream,
 			MaxInFlight:  ingestMem,
-		}))
+			Counted:      m.Ingest.Counted,
+		})))
 	}
 	api.Register(admin)
 	mux.Handle("/v1/", guard.Require("admin", nil, admin))
 	if keys != nil {
 		keys.Register(mux, guard)
 	}
+	// Prometheus metrics, for an admin or a metrics key.
+	mux.Handle("GET /metrics", guard.Require("metrics", nil, m.Handler()))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	// Go's profiles, for an admin key: GET /debug/pprof/heap, /profile, ...
 	mux.Handle("GET /debug/pprof/", guard.Require("admin", nil, http.HandlerFunc(pprof.Index)))
