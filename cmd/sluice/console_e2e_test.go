@@ -154,7 +154,23 @@ func TestConsoleBrowser(t *testing.T) {
 	if got := innerText(t, ctx, "#stats"); !strings.Contains(got, "scanned") || strings.Contains(got, " 0 files scanned") {
 		t.Fatalf("the result does not say what was scanned: %q", got)
 	}
+	// A bar chart of the result.
+	browse(t, ctx, chromedp.SetValue(chromedp.CSS("#chart-kind"), "bar"))
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("chart-kind").dispatchEvent(new Event("change"))`)); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, time.Minute, ".legend", "n")
+	bars, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("svg.chart rect").length`))
+	if err != nil || bars != 2 {
+		t.Fatalf("the bar chart has %d bars, want 2: %v", bars, err)
+	}
 	screenshot(t, ctx, "console-query.png")
+
+	// A long query is cancelled from the page.
+	browse(t, ctx, chromedp.SetValue(chromedp.CSS("#sql"), "select count(*) from range(1000000000000::bigint)"), chromedp.Click(chromedp.CSS("#run")))
+	waitText(t, ctx, time.Minute, "#running", "Running")
+	browse(t, ctx, chromedp.Click(chromedp.CSS("#cancel")))
+	waitText(t, ctx, time.Minute, "#output", "Cancelled after")
 
 	// A reload keeps the key (sessionStorage): no key form again.
 	browse(t, ctx, chromedp.Navigate(s.URL()+"/#/streams/orders"))

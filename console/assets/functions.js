@@ -21,7 +21,7 @@ export function functionPage(ctx, name) {
   const logs = h("pre", { id: "logs", class: "logs" });
   const el = h("section", {}, h("h2", {}, "Function ", h("code", {}, name)), info, h("h3", {}, "Live logs"), logs);
   const load = async () => {
-    try { info.replaceChildren(...renderFunction(await api("GET", "/v1/functions/" + enc(name)), name, load)); } catch (e) { info.replaceChildren(errorBox(e)); }
+    try { info.replaceChildren(...renderFunction(await api("GET", "/v1/functions/" + enc(name)), name, load).filter(Boolean)); } catch (e) { info.replaceChildren(errorBox(e)); }
   };
   load();
   let since = "";

@@ -98,8 +98,8 @@ function renderOutput(out) {
   const head = res.columns.map((c) => h("span", {}, c.name, h("small", { class: "type" }, c.type)));
   const rows = res.rows.slice(from, from + PAGE_ROWS).map((r) =>
     h("tr", {}, r.map((v, i) => h("td", { class: cellClass(res.columns[i].type, v) }, cellText(v)))));
-  out.replaceChildren(stats, warn, tools, state.chart ? chart(res, state.chart) : null,
-    h("div", { class: "scroll" }, table(head, rows, { id: "result", class: "result" })));
+  out.replaceChildren(...[stats, warn, tools, state.chart ? chart(res, state.chart) : null,
+    h("div", { class: "scroll" }, table(head, rows, { id: "result", class: "result" }))].filter(Boolean));
 }
 
 function cellText(v) {

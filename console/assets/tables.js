@@ -78,6 +78,6 @@ async function loadPartitions(name, cols, el) {
     const r = await api("POST", "/v1/query", { sql });
     el.replaceChildren(r.rows.length ? table([...cols, "rows"], r.rows.map((row) => h("tr", {}, row.map((v) => h("td", {}, v ?? "NULL"))))) :
       h("p", { class: "muted" }, "No data yet."),
-    r.rows.length === 200 ? h("p", { class: "muted" }, "The newest 200 partitions.") : null);
+    r.rows.length === 200 ? h("p", { class: "muted" }, "The newest 200 partitions.") : "");
   } catch (e) { el.replaceChildren(errorBox(e)); }
 }
