@@ -110,12 +110,14 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 }
 
 // TestConsoleBrowser drives the web console in headless Chromium against
-// `sluice up`: the key typed once, a query and its rows (run with
-// Ctrl-Enter), a producer's stream page with its last records, a pipeline
-// whose partition retries a poison record with the error and the
-// function's stderr, and the alias moved to a fixed version from the
-// function page, after which the partition recovers and every row is in
-// the table.
+// `sluice up`: a wrong key sent back to the key form, the right one typed
+// once (kept across a reload), a query and its rows with types and what it
+// scanned (run with Ctrl-Enter), its bar chart, a long query cancelled, a
+// producer's stream page with its last records, a pipeline whose partition
+// retries a poison record with the error and the function's stderr, the
+// table browser, the function's live logs, and the alias moved to a fixed
+// version from the function page, after which the partition recovers and
+// every row is in the table.
 func TestConsoleBrowser(t *testing.T) {
 	ctx := browser(t)
 	s := e2e.Up(t, t.TempDir())
@@ -138,9 +140,14 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 	s.WaitCount("select count(*) from logs where message = 'hello-console'", 2, time.Minute)
 
-	// The key, typed once; the query page is the first one.
+	// A wrong key is refused by the first call it makes (401), and the key
+	// form comes back saying why.
 	browse(t, ctx, chromedp.Navigate(s.URL()+"/"), chromedp.WaitVisible(chromedp.CSS("#key")),
-		chromedp.SendKeys(chromedp.CSS("#key"), e2e.AdminKey), chromedp.Click(chromedp.CSS("#login-button")), chromedp.WaitVisible(chromedp.CSS("#sql")))
+		chromedp.SendKeys(chromedp.CSS("#key"), "sluice_not-a-key-of-this-server"), chromedp.Click(chromedp.CSS("#login-button")),
+		chromedp.WaitVisible(chromedp.CSS("#sql")), chromedp.Click(chromedp.CSS("#run")))
+	waitText(t, ctx, time.Minute, "#login .error", "Bearer")
+	// The key, typed once; the query page is the first one.
+	browse(t, ctx, chromedp.SendKeys(chromedp.CSS("#key"), e2e.AdminKey), chromedp.Click(chromedp.CSS("#login-button")), chromedp.WaitVisible(chromedp.CSS("#sql")))
 	browse(t, ctx, chromedp.SetValue(chromedp.CSS("#sql"), "select level, message, count(*) as n from logs where message = 'hello-console' group by all order by level"),
 		chromedp.Focus(chromedp.CSS("#sql")), chromedp.KeyEvent(kb.Enter, chromedp.KeyModifiers(chromedp.ModifierCtrl)))
 	waitText(t, ctx, time.Minute, "#result tbody", "warn\thello-console\t1")
@@ -173,7 +180,7 @@ func TestConsoleBrowser(t *testing.T) {
 	waitText(t, ctx, time.Minute, "#output", "Cancelled after")
 
 	// A reload keeps the key (sessionStorage): no key form again.
-	browse(t, ctx, chromedp.Navigate(s.URL()+"/#/streams/orders"))
+	browse(t, ctx, chromedp.Navigate(s.URL()+"/#/streams/orders"), chromedp.Reload())
 	waitText(t, ctx, time.Minute, "#ingest-url", s.URL()+"/v1/streams/orders/records")
 	waitText(t, ctx, time.Minute, "#last-records", `"poison":true`)
 	screenshot(t, ctx, "console-stream.png")
@@ -185,8 +192,15 @@ func TestConsoleBrowser(t *testing.T) {
 	waitText(t, ctx, time.Minute, "#partitions .stderr", "poison pill at offset")
 	screenshot(t, ctx, "console-pipeline-retrying.png")
 
-	// Move the alias from the function page.
+	// The table browser: schema, file count and size, partitions.
+	browse(t, ctx, chromedp.Navigate(s.URL()+"/#/tables/logs"))
+	waitText(t, ctx, time.Minute, "#schema", "ts\ttimestamp\tno\ttime column")
+	waitText(t, ctx, time.Minute, "#table-stats", "1.6 KiB")
+	waitText(t, ctx, time.Minute, "#table-partitions", "hour")
+
+	// Move the alias from the function page, whose live logs show the failure.
 	browse(t, ctx, chromedp.Navigate(s.URL()+"/#/functions/poison"), chromedp.WaitVisible(chromedp.CSS(`select[data-alias="live"]`)))
+	waitText(t, ctx, time.Minute, "#logs", "poison pill at offset 3")
 	browse(t, ctx, chromedp.SetValue(chromedp.CSS(`select[data-alias="live"]`), "2"), chromedp.Click(chromedp.CSS(`button[data-move="live"]`)))
 	waitText(t, ctx, time.Minute, `tr[data-alias-row="live"] .alias-version`, "2")
 	var f struct{ Aliases map[string]int }
