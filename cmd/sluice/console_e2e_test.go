@@ -117,7 +117,7 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 // retries a poison record with the error and the function's stderr, the
 // table browser, the function's live logs, and the alias moved to a fixed
 // version from the function page, after which the partition recovers and
-// every row is in the table.
+// every row is in the table; then pause and resume from the page.
 func TestConsoleBrowser(t *testing.T) {
 	ctx := browser(t)
 	s := e2e.Up(t, t.TempDir())
@@ -219,6 +219,23 @@ func TestConsoleBrowser(t *testing.T) {
 		return nil
 	})
 	screenshot(t, ctx, "console-pipeline-recovered.png")
+
+	// Pause and resume from the page.
+	paused := func(want bool) {
+		t.Helper()
+		e2e.WaitFor(t, time.Minute, fmt.Sprintf("pipeline orders paused=%v", want), func() error {
+			var p struct{ Paused bool }
+			if s.Get("/v1/pipelines/orders", &p); p.Paused != want {
+				return fmt.Errorf("paused=%v", p.Paused)
+			}
+			return nil
+		})
+	}
+	browse(t, ctx, chromedp.Click(chromedp.CSS("#pause")))
+	paused(true)
+	browse(t, ctx, chromedp.WaitVisible(chromedp.CSS("#resume")), chromedp.Click(chromedp.CSS("#resume")))
+	paused(false)
+	browse(t, ctx, chromedp.WaitVisible(chromedp.CSS("#pause")))
 }
 
 // TestConsoleServing: the console's files are served without a key with
