@@ -121,17 +121,13 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 func TestConsoleBrowser(t *testing.T) {
 	ctx := browser(t)
 	s := e2e.Up(t, t.TempDir())
-	// Version 1 fails on the poison record; version 2 (no FAIL_POISON) does not.
-	poison := buildPoison(t)
-	cli(t, s, "fn", "deploy", "poison", "--runtime", "wasm", "--code", poison, "--timeout", "10s", "--env", "FAIL_POISON=1")
+	// Version 1 fails on the poison record; version 2 (no FAIL_POISON) does
+	// not. The pipeline retries forever (no --max-attempts).
+	createOrders(t, s)
 	cli(t, s, "fn", "publish", "poison")
-	cli(t, s, "fn", "deploy", "poison", "--runtime", "wasm", "--code", poison, "--timeout", "10s")
+	cli(t, s, "fn", "deploy", "poison", "--runtime", "wasm", "--code", buildPoison(t), "--timeout", "10s")
 	cli(t, s, "fn", "publish", "poison")
 	cli(t, s, "fn", "alias", "poison", "live", "--version", "1")
-	cli(t, s, "stream", "create", "orders", "--partitions", "2")
-	schema := filepath.Join(t.TempDir(), "schema.json")
-	os.WriteFile(schema, []byte(`{"columns":[{"name":"message","type":"string"},{"name":"src_offset","type":"int64","not_null":true}]}`), 0o644)
-	cli(t, s, "table", "create", "orders", "--schema", schema, "--file-age", "1s")
 	cli(t, s, "pipeline", "create", "orders", "--stream", "orders", "--function", "poison:live", "--table", "orders", "--batch-size", "1")
 	putOrders(t, s)
 	logs := `{"level":"info","service":"console","message":"hello-console"}` + "\n" + `{"level":"warn","service":"console","message":"hello-console"}` + "\n"
