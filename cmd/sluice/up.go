@@ -26,6 +26,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/sluice-dev/sluice/auth"
+	"github.com/sluice-dev/sluice/console"
 	"github.com/sluice-dev/sluice/deploy"
 	"github.com/sluice-dev/sluice/ingest"
 	"github.com/sluice-dev/sluice/internal/kafkax"
@@ -454,6 +455,13 @@ func up(c upConfig, log *slog.Logger) error {
 	}
 	api.Register(admin)
 	mux.Handle("/v1/", guard.Require("admin", nil, admin))
+	// The web console (no key for its files; its calls send one) and the
+	// last records of a stream it shows.
+	console.Register(mux)
+	tailer := ingest.NewTailer(func(opts ...kgo.Opt) (*kgo.Client, error) {
+		return kafkax.NewClient(brokers, append(slices.Clip(kafkaOpts), opts...)...)
+	}, func(name string) bool { _, ok := reg.Stream(name); return ok })
+	mux.Handle("GET /v1/streams/{stream}/tail", guard.Require("admin", nil, tailer))
 	if keys != nil {
 		keys.Register(mux, guard)
 	}
