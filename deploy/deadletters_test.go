@@ -130,3 +130,25 @@ func TestDeadLetterTableCreatesInternalParts(t *testing.T) {
 		t.Fatalf("existing table changed: %+v", got.Schema)
 	}
 }
+
+// TestDirectPipelineNeedsRestOrGivingUp: a pipeline without a function into
+// a table without a rest column is refused unless it may give records up,
+// since a record that does not fit would stop its partition for good.
+func TestDirectPipelineNeedsRestOrGivingUp(t *testing.T) {
+	r, _ := deadLetterReg(t)
+	ctx := t.Context()
+	noRest := schemas.Schema{Columns: []schemas.Column{{Name: "user", Type: schemas.String}}}
+	if _, err := r.CreateTable(ctx, Table{Name: "clicks", Schema: noRest}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r.CreatePipeline(ctx, Pipeline{Name: "direct", Stream: "s", Table: "clicks"})
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "has no rest_column") || !strings.Contains(err.Error(), "--dead-letter-table") {
+		t.Fatalf("direct pipeline into a table without rest column: %v", err)
+	}
+	if _, err := r.CreatePipeline(ctx, Pipeline{Name: "direct", Stream: "s", Table: "clicks", MaxAttempts: 3, DeadLetterTable: "clicks_dead"}); err != nil {
+		t.Fatalf("with giving up: %v", err)
+	}
+	if _, err := r.CreatePipeline(ctx, Pipeline{Name: "logs", Stream: "s", Table: "t"}); err != nil {
+		t.Fatalf("into a table with a rest column: %v", err)
+	}
+}

@@ -261,8 +261,14 @@ func (r *Registry) CreatePipeline(ctx context.Context, p Pipeline) (Pipeline, er
 	if _, ok := r.Stream(p.Stream); !ok {
 		errs = append(errs, fmt.Errorf("stream %q does not exist (create it first)", p.Stream))
 	}
-	if _, ok := r.Table(p.Table); !ok {
+	if t, ok := r.Table(p.Table); !ok {
 		errs = append(errs, fmt.Errorf("table %q does not exist (create it first)", p.Table))
+	} else if p.Function == "" && t.Schema.RestColumn == "" && p.MaxAttempts == 0 && p.MaxRecordAge == 0 {
+		// Direct conversion keeps what does not fit in the rest column; without
+		// one, a record that does not fit (a bare number, a wrong type) would
+		// fail its batch forever: no function version can fix it.
+		errs = append(errs, fmt.Errorf("a pipeline without a function into table %q, which has no rest_column, would stop for good at the first record that does not fit its columns (a bare number, a string in a number column): "+
+			"give the table a rest_column, add a --function, or let records be given up (--max-attempts N with --dead-letter STREAM or --dead-letter-table TABLE)", p.Table))
 	}
 	for _, other := range r.Pipelines() {
 		if other.Name != p.Name && other.Stream == p.Stream && other.Table == p.Table {

@@ -77,7 +77,7 @@ func TestScopedKeys(t *testing.T) {
 	s := e2e.Up(t, t.TempDir())
 	cli(t, s, "stream", "create", "clicks")
 	schema := filepath.Join(t.TempDir(), "schema.json")
-	os.WriteFile(schema, []byte(`{"columns":[{"name":"user","type":"string"}]}`), 0o644)
+	os.WriteFile(schema, []byte(`{"columns":[{"name":"user","type":"string"},{"name":"rest","type":"json"}],"rest_column":"rest"}`), 0o644)
 	cli(t, s, "table", "create", "clicks", "--schema", schema, "--file-age", "300ms")
 	cli(t, s, "pipeline", "create", "clicks", "--stream", "clicks", "--table", "clicks")
 
