@@ -1,10 +1,18 @@
 package pgwire
 
 import (
+	"context"
+	"encoding/binary"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/sluice-dev/sluice/query"
 )
 
 // FuzzScan: the SQL lexer never panics, and its segments are the text
@@ -105,5 +113,65 @@ func FuzzRewrite(f *testing.F) {
 		if !known && out != sql {
 			t.Fatalf("rewrite changed %q into %q", sql, out)
 		}
+	})
+}
+
+// FuzzMessages: whatever bytes a logged-in client sends after its startup
+// message, the session ends or answers within its deadline, without
+// panicking, and the server goes on serving others (a query on a fresh
+// connection works after every input).
+func FuzzMessages(f *testing.F) {
+	msg := func(typ byte, body string) []byte {
+		b := []byte{typ, 0, 0, 0, 0}
+		binary.BigEndian.PutUint32(b[1:], uint32(4+len(body)))
+		return append(b, body...)
+	}
+	for _, seed := range [][]byte{
+		msg('Q', "select 1\x00"),
+		msg('Q', "select count(*) from logs\x00"),
+		append(msg('P', "s\x00select $1\x00\x00\x00"), msg('S', "")...),
+		msg('B', "\x00s\x00\x00\x01\x00\x01\xff\xff\xff\xff"),
+		msg('E', "\x00\x00\x00\x00\x00"),
+		{'Q', 0x7f, 0xff, 0xff, 0xff},      // a huge length
+		{'Q', 0, 0, 0, 2},                  // a length below its own size
+		msg('d', "copy data out of place"), // CopyData with no COPY
+		msg('X', ""),
+		[]byte("garbage that is no message at all"),
+	} {
+		f.Add(seed)
+	}
+	url := startServer(f, query.Config{}, nil)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c := dialRaw(t, url, 10*time.Second)
+		fe := pgproto3.NewFrontend(c, c)
+		fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber, Parameters: map[string]string{"user": "analyst", "database": "sluice"}})
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for { // up to ReadyForQuery: logged in
+			m, err := fe.Receive()
+			if err != nil {
+				t.Fatalf("startup: %v", err)
+			}
+			if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+				break
+			}
+		}
+		c.Write(data)
+		c.(*net.TCPConn).CloseWrite()
+		for { // the answers, until the server ends the session
+			if _, err := fe.Receive(); err != nil {
+				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+					t.Fatalf("the session neither answered nor ended within 10s after %q", data)
+				}
+				break
+			}
+		}
+		conn := connect(t, url, pgx.QueryExecModeSimpleProtocol)
+		var n int
+		if err := conn.QueryRow(t.Context(), "select 1").Scan(&n); err != nil || n != 1 {
+			t.Fatalf("after %q the server does not answer: %v", data, err)
+		}
+		conn.Close(context.Background())
 	})
 }

@@ -65,7 +65,7 @@ var logsColumns = []query.Column{{Name: "id", Type: "BIGINT"}, {Name: "msg", Typ
 
 // startServer serves an engine over a logs table on 127.0.0.1:0 and
 // returns the connection string.
-func startServer(t *testing.T, cfg query.Config, srv *Server) string {
+func startServer(t testing.TB, cfg query.Config, srv *Server) string {
 	t.Helper()
 	root := t.TempDir()
 	dir := filepath.Join(root, "logs")
