@@ -116,14 +116,15 @@ func (r *runner) assign(ctx context.Context, offsets map[string]map[int32]kgo.Of
 		// kgo calls again for partitions whose earlier assignment was cut
 		// short by a rebalance: never leave a second worker behind.
 		r.stop([]int32{id}, false)
+		at := offsets[r.p.Stream][id].EpochOffset().Offset // read here: the loop below writes the map
 		r.mu.Lock()
 		r.opening[id] = &opening{status: PartitionStatus{Partition: id, State: StateRunning, Since: time.Now().UTC(),
-			Committed: max(offsets[r.p.Stream][id].EpochOffset().Offset, 0), Worker: r.p.Worker}}
+			Committed: max(at, 0), Worker: r.p.Worker}}
 		r.mu.Unlock()
 		go func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			w, next, err := r.open(ctx, id, offsets[r.p.Stream][id].EpochOffset().Offset)
+			w, next, err := r.open(ctx, id, at)
 			results <- opened{id, w, next, err}
 		}()
 	}
