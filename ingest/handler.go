@@ -41,6 +41,9 @@ type Handler struct {
 	// far as parsing: n records had result, "ok" (written) or their error
 	// code (metrics). It must not block.
 	Counted func(stream, result string, n int)
+	// Explain, if set, may name the cause of a produce failure (a full
+	// disk under the embedded broker), which its records' answers then say.
+	Explain func(err error) string
 
 	once     sync.Once
 	inFlight *limiter
@@ -222,8 +225,12 @@ func (h *Handler) produce(ctx context.Context, stream string, items []item) *Res
 		h.Producer.Produce(ctx, rec, func(r *kgo.Record, err error) {
 			defer wg.Done()
 			if err != nil {
-				h.log().Warn("cannot produce record", "stream", stream, "err", err)
-				resp.Records[i] = Result{ErrorCode: CodeProduceFailed, Error: fmt.Sprintf("cannot write to stream %q: %v; retry the record", stream, err), Status: http.StatusServiceUnavailable}
+				msg := fmt.Sprintf("cannot write to stream %q: %v; retry the record", stream, err)
+				if why := h.explain(err); why != "" {
+					msg = fmt.Sprintf("cannot write to stream %q: %s (%v)", stream, why, err)
+				}
+				h.log().Warn("cannot produce record", "stream", stream, "err", err, "cause", h.explain(err))
+				resp.Records[i] = Result{ErrorCode: CodeProduceFailed, Error: msg, Status: http.StatusServiceUnavailable}
 				return
 			}
 			p, o := r.Partition, r.Offset
@@ -269,6 +276,13 @@ func (h *Handler) limiter() *limiter {
 		h.inFlight = newLimiter(limit)
 	})
 	return h.inFlight
+}
+
+func (h *Handler) explain(err error) string {
+	if h.Explain == nil {
+		return ""
+	}
+	return h.Explain(err)
 }
 
 func (h *Handler) log() *slog.Logger {

@@ -425,3 +425,22 @@ func TestCountedByResult(t *testing.T) {
 		t.Fatalf("counted %v, want 2 ok and 1 InvalidJSON for logs", got)
 	}
 }
+
+// TestProduceFailureExplained: a cause Explain names (a full disk) is what
+// the failed records' answers say, with the broker's error beside it.
+func TestProduceFailureExplained(t *testing.T) {
+	p := newProducer()
+	p.fail = func(*kgo.Record) error { return errors.New("UNKNOWN_SERVER_ERROR") }
+	mux := http.NewServeMux()
+	mux.Handle("/v1/streams/{stream}/records", &ingest.Handler{
+		Producer: p, StreamExists: func(string) bool { return true }, Log: slog.New(slog.DiscardHandler),
+		Explain: func(err error) string {
+			if strings.Contains(err.Error(), "UNKNOWN_SERVER_ERROR") {
+				return "the embedded broker's disk is full"
+			}
+			return ""
+		},
+	})
+	r := postNDJSON(t, mux, "", `{"n":1}`)
+	checkRecords(t, r, p, http.StatusServiceUnavailable, `ProduceFailed 503 cannot write to stream "logs": the embedded broker's disk is full (UNKNOWN_SERVER_ERROR)`)
+}

@@ -445,12 +445,18 @@ func up(c upConfig, log *slog.Logger) error {
 	if c.roles["ingest"] {
 		ingestMem, _ := parseSize(c.ingestMem) // validated
 		exists := func(name string) bool { _, ok := reg.Stream(name); return ok }
+		var explain func(error) string
+		if len(c.brokers) == 0 { // the embedded broker: a full disk shows as UNKNOWN_SERVER_ERROR
+			dir := filepath.Join(c.data, "kafka")
+			explain = func(err error) string { return kafkax.DiskFull(err, dir, kafkax.MinFreeDisk) }
+		}
 		mux.Handle("/v1/streams/{stream}/records", m.Ingest.Wrap(exists, guard.Require("ingest", func(r *http.Request) string { return r.PathValue("stream") }, &ingest.Handler{
 			Producer: producer, Log: log,
 			StreamExists: exists,
 			Internal:     deploy.InternalStream,
 			MaxInFlight:  ingestMem,
 			Counted:      m.Ingest.Counted,
+			Explain:      explain,
 		})))
 	}
 	api.Register(admin)
