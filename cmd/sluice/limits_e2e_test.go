@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -54,7 +57,7 @@ func TestIngestLimitsAtTheirEdge(t *testing.T) {
 // each case is logged.
 func TestHostileRequestsStayBounded(t *testing.T) {
 	s := e2e.UpEnv(t, t.TempDir(), []string{"GOMEMLIMIT=600MiB"},
-		"--query-memory", "256MB", "--query-result-bytes", "64MiB", "--ingest-memory", "128MiB", "--memory-budget", "128MiB")
+		"--query-memory", "256MB", "--query-result-bytes", "64MiB", "--ingest-memory", "128MiB", "--memory-budget", "128MiB", "--allow-exec")
 	const limit = 1 << 30
 	marker := 0
 	stillServes := func(what string) {
@@ -128,4 +131,42 @@ func TestHostileRequestsStayBounded(t *testing.T) {
 		t.Fatalf("40 large bodies at once: answers %v", seen)
 	}
 	stillServes(fmt.Sprintf("40 bodies of 28 MiB at once (answers %v)", seen))
+
+	// 300 clients that send a request's head and then hold its body: they
+	// cost a connection each (bounded by --max-connections, cut by the
+	// read timeout), and the others are served meanwhile.
+	var slow []net.Conn
+	for range 300 {
+		c, err := net.Dial("tcp", s.HTTPAddr)
+		if err != nil {
+			t.Fatalf("slow client: %v", err)
+		}
+		fmt.Fprintf(c, "POST /v1/streams/logs/records HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/x-ndjson\r\nContent-Length: 10000000\r\n\r\n{\"mess", s.HTTPAddr, e2e.AdminKey)
+		slow = append(slow, c)
+	}
+	stillServes("300 slow bodies held open")
+	for _, c := range slow {
+		c.Close()
+	}
+
+	// An exec function that floods its stdout: the batch fails once its
+	// output passes the 64 MiB limit (fn.MaxOutput), the partition retries
+	// with that error, and nothing else is held up.
+	script := filepath.Join(t.TempDir(), "flood.sh")
+	os.WriteFile(script, []byte("#!/bin/sh\nexec yes '{\"message\":\"flood\"}'\n"), 0o755)
+	cli(t, s, "fn", "deploy", "flood", "--runtime", "exec", "--code", script, "--timeout", "30s")
+	cli(t, s, "stream", "create", "floodin", "--partitions", "1")
+	cli(t, s, "pipeline", "create", "flood", "--stream", "floodin", "--function", "flood", "--table", "logs", "--batch-size", "1")
+	if code, out := s.Post("/v1/streams/floodin/records", "application/x-ndjson", []byte(`{"message":"go"}`+"\n"), nil); code != 200 {
+		t.Fatalf("ingest into floodin: %d %s", code, out)
+	}
+	e2e.WaitFor(t, 3*time.Minute, "the flooding function's partition to retry with the output limit", func() error {
+		for _, p := range pipelineStatus(t, s, "flood").Partitions {
+			if p.State != "retrying" || !strings.Contains(p.LastError, "output exceeds the limit") {
+				return fmt.Errorf("partition %d: %s (%s)", p.Partition, p.State, p.LastError)
+			}
+		}
+		return nil
+	})
+	stillServes("an exec function flooding its stdout")
 }
