@@ -31,6 +31,13 @@ type PartitionStatus struct {
 	Committed int64 `json:"committed"`
 	EndOffset int64 `json:"end_offset"`
 	Lag       int64 `json:"lag"`
+	// OldestUnprocessed is the Kafka timestamp of the oldest record fetched
+	// but not yet processed (the first of the batch in flight, else the
+	// first one waiting), nil when the partition is caught up; LagAgeSeconds
+	// is its age when the status was read (0: caught up). They are the
+	// metric sluice_partition_lag_seconds, like Lambda's IteratorAge.
+	OldestUnprocessed *time.Time `json:"oldest_unprocessed,omitempty"`
+	LagAgeSeconds     float64    `json:"lag_age_seconds"`
 	// FunctionVersion is the version ($LATEST or N) that ran last; Stderr
 	// is the tail of its log from the last failed batch.
 	FunctionVersion string `json:"function_version,omitempty"`

@@ -313,7 +313,22 @@ func (e *Engine) Status(ctx context.Context, name string) ([]PartitionStatus, er
 	} else {
 		e.log.Warn("cannot read end offsets for status", "stream", p.Stream, "err", err)
 	}
+	setLagAge(out, time.Now())
 	return out, nil
+}
+
+// setLagAge sets LagAgeSeconds from OldestUnprocessed, and clears both for a
+// partition whose table holds everything in Kafka (a status its owner
+// recorded before its last flush may still name a record since written).
+func setLagAge(out []PartitionStatus, now time.Time) {
+	for i := range out {
+		st := &out[i]
+		if st.OldestUnprocessed == nil || (st.EndOffset > 0 && st.Lag == 0) {
+			st.OldestUnprocessed, st.LagAgeSeconds = nil, 0
+			continue
+		}
+		st.LagAgeSeconds = max(now.Sub(*st.OldestUnprocessed).Seconds(), 0)
+	}
 }
 
 // storedStatus is partition id's status as its owner recorded it in the

@@ -3,6 +3,7 @@ package processors_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -114,7 +115,9 @@ func (e *env) srcOffsets(p int) []int64 {
 // TestPoisonPillAndAliasMove: a function that fails on one record leaves its
 // partition retrying (error, stderr and version visible) while the other
 // partitions flow; moving the alias to a fixed version un-sticks it without
-// a restart, and every record is in the table once, in offset order.
+// a restart, and every record is in the table once, in offset order. While
+// it is stuck its lag age (oldest_unprocessed) grows, in this process and in
+// one that runs no workers; once caught up it is 0 in both.
 func TestPoisonPillAndAliasMove(t *testing.T) {
 	code := buildPoison(t)
 	e := newEnvWith(t, func(ctx context.Context, reg *deploy.Registry) error {
@@ -151,6 +154,28 @@ func TestPoisonPillAndAliasMove(t *testing.T) {
 	// The rows before the poison pill's batch are written while it retries
 	// (freshness), and nothing after it.
 	waitFor(t, "partition 2's 10 rows before the poison pill", func() bool { return e.rows(2) == 10 })
+	// Its lag age grows, here and from a process that runs no workers (the
+	// status the owner recorded in its progress object).
+	other := processors.NewEngine(e.reg, e.bucket, e.brokers, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	defer other.Close()
+	otherStatus := func() processors.PartitionStatus {
+		st, err := other.Status(t.Context(), "p")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st[2]
+	}
+	local, stored := e.status(2), otherStatus()
+	for _, s := range []processors.PartitionStatus{local, stored} {
+		if s.OldestUnprocessed == nil || s.LagAgeSeconds <= 0 || s.Lag != 40 {
+			t.Fatalf("status of the stuck partition 2: %+v, want lag 40 and a lag age", s)
+		}
+	}
+	waitFor(t, "partition 2's lag age growing, here and elsewhere", func() bool {
+		l, s := e.status(2), otherStatus()
+		return l.LagAgeSeconds > local.LagAgeSeconds+0.5 && s.LagAgeSeconds > stored.LagAgeSeconds+0.5 &&
+			l.OldestUnprocessed.Equal(*local.OldestUnprocessed) && s.OldestUnprocessed.Equal(*local.OldestUnprocessed)
+	})
 	waitFor(t, "the poison pill's stderr in the function logs, with partition, version and pipeline", func() bool {
 		logs, err := e.engine.Logs.Tail(t.Context(), "f", 100, time.Time{})
 		if err != nil {
@@ -175,6 +200,10 @@ func TestPoisonPillAndAliasMove(t *testing.T) {
 	waitFor(t, "partition 2 running version 2", func() bool {
 		s := e.status(2)
 		return s.State == processors.StateRunning && s.FunctionVersion == "2"
+	})
+	waitFor(t, "partition 2 caught up, without lag age, here and elsewhere", func() bool {
+		l, s := e.status(2), otherStatus()
+		return l.Lag == 0 && l.LagAgeSeconds == 0 && l.OldestUnprocessed == nil && s.Lag == 0 && s.LagAgeSeconds == 0 && s.OldestUnprocessed == nil
 	})
 	for p := range 4 {
 		got := e.srcOffsets(p)

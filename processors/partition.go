@@ -149,10 +149,21 @@ func (pt *partition) publishStatus(ctx context.Context, now bool) {
 	}
 }
 
+// snapshot is the partition's status now, with OldestUnprocessed (the
+// bookkeeping of PartitionGauges.Oldest).
 func (pt *partition) snapshot() PartitionStatus {
 	pt.mu.Lock()
-	defer pt.mu.Unlock()
-	return pt.status
+	st, oldest := pt.status, pt.g.inFlight
+	pt.mu.Unlock()
+	if oldest.IsZero() && pt.in != nil {
+		oldest = pt.in.oldest()
+	}
+	st.OldestUnprocessed = nil
+	if !oldest.IsZero() {
+		oldest = oldest.UTC()
+		st.OldestUnprocessed = &oldest
+	}
+	return st
 }
 
 // run processes until ctx ends. When drain ends (a graceful stop or a

@@ -114,10 +114,11 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 // once (kept across a reload), a query and its rows with types and what it
 // scanned (run with Ctrl-Enter), its bar chart, a long query cancelled, a
 // producer's stream page with its last records, a pipeline whose partition
-// retries a poison record with the error and the function's stderr, the
-// table browser, the function's live logs, and the alias moved to a fixed
-// version from the function page, after which the partition recovers and
-// every row is in the table; then pause and resume from the page.
+// retries a poison record with the error, the function's stderr and its
+// lag age, the table browser, the function's live logs, and the alias moved
+// to a fixed version from the function page, after which the partition
+// recovers (no lag, no lag age) and every row is in the table; then pause
+// and resume from the page.
 func TestConsoleBrowser(t *testing.T) {
 	ctx := browser(t)
 	s := e2e.Up(t, t.TempDir())
@@ -186,6 +187,9 @@ func TestConsoleBrowser(t *testing.T) {
 	waitText(t, ctx, 2*time.Minute, "#partitions", "retrying")
 	waitText(t, ctx, time.Minute, "#partitions .last-error", "poison pill at offset")
 	waitText(t, ctx, time.Minute, "#partitions .stderr", "poison pill at offset")
+	// and its lag age: the age of the poison record it is stuck on.
+	waitText(t, ctx, time.Minute, "#partitions-box", "the oldest unprocessed")
+	waitText(t, ctx, time.Minute, `#partitions tr[data-state="retrying"] .lag-age`, " s")
 	screenshot(t, ctx, "console-pipeline-retrying.png")
 
 	// The table browser: schema, file count and size, partitions.
@@ -209,7 +213,7 @@ func TestConsoleBrowser(t *testing.T) {
 	s.WaitCount("select count(*) from orders", 5, 2*time.Minute)
 	e2e.WaitFor(t, time.Minute, "every partition of orders to run without lag", func() error {
 		got := innerText(t, ctx, "#partitions-box")
-		if !strings.Contains(got, "Lag: 0 records") || strings.Contains(got, "retrying") || strings.Count(got, "running") != 2 {
+		if !strings.Contains(got, "Lag: 0 records in all.") || strings.Contains(got, "retrying") || strings.Count(got, "running") != 2 {
 			return fmt.Errorf("it shows %q", got)
 		}
 		return nil

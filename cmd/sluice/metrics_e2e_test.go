@@ -13,14 +13,32 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/deploy"
 	"github.com/sluice-dev/sluice/internal/e2e"
 )
+
+// statusOf is partition id (a metrics label) of pipeline's status.
+func statusOf(t *testing.T, s *e2e.Server, pipeline, id string) deploy.PartitionStatus {
+	t.Helper()
+	var st struct{ Partitions []deploy.PartitionStatus }
+	if code, body := s.Get("/v1/pipelines/"+pipeline+"/status", &st); code != 200 {
+		t.Fatalf("pipeline status: %d %s", code, body)
+	}
+	for _, p := range st.Partitions {
+		if strconv.Itoa(int(p.Partition)) == id {
+			return p
+		}
+	}
+	t.Fatalf("pipeline status has no partition %s: %+v", id, st.Partitions)
+	return deploy.PartitionStatus{}
+}
 
 // TestMetricsPoisonPartition scrapes GET /metrics of the built binary while
 // a poison record holds one partition of a pipeline retrying: that
 // partition's state is retrying and its attempts and lag age grow; after the
 // alias moves to a fixed version it is running again with attempts and lag
-// age 0. Then every sluice_* metric that deploy/grafana's dashboard and
+// age 0, in pipeline status too (lag_age_seconds, oldest_unprocessed, the
+// CLI's LAG_AGE). Then every sluice_* metric that deploy/grafana's dashboard and
 // deploy/prometheus's alert rules name is exposed by the server; a metrics
 // key may scrape, an ingest key may not; and every JSON log line (--log-format
 // json) about a partition carries pipeline, stream, partition and offset.
@@ -63,6 +81,20 @@ func TestMetricsPoisonPartition(t *testing.T) {
 		}
 		return nil
 	})
+	// The same lag age in pipeline status (API and CLI table).
+	first := statusOf(t, s, "orders", stuck)
+	if first.OldestUnprocessed == nil || first.LagAgeSeconds <= 0 {
+		t.Fatalf("status of the stuck partition %s: %+v, want oldest_unprocessed and lag_age_seconds > 0", stuck, first)
+	}
+	e2e.WaitFor(t, e2e.Scaled(60*time.Second), "lag_age_seconds growing in pipeline status", func() error {
+		if st := statusOf(t, s, "orders", stuck); st.LagAgeSeconds <= first.LagAgeSeconds+1 || !st.OldestUnprocessed.Equal(*first.OldestUnprocessed) {
+			return fmt.Errorf("partition %s: %+v (was %+v)", stuck, st, first)
+		}
+		return nil
+	})
+	if out := cli(t, s, "pipeline", "status", "orders"); !regexp.MustCompile(`LAG_AGE[\s\S]*retrying\s.*\s\d+s\s`).MatchString(out) {
+		t.Errorf("sluice pipeline status shows no lag age for the retrying partition:\n%s", out)
+	}
 
 	// The fix: version 2 without the failure, the alias moved to it.
 	cli(t, s, "fn", "deploy", "poison", "--runtime", "wasm", "--code", wasm, "--timeout", "10s", "--env", "FAIL_POISON=0")
@@ -78,6 +110,9 @@ func TestMetricsPoisonPartition(t *testing.T) {
 		}
 		return nil
 	})
+	if st := statusOf(t, s, "orders", stuck); st.OldestUnprocessed != nil || st.LagAgeSeconds != 0 || st.Lag != 0 {
+		t.Errorf("status of partition %s after recovery: %+v, want no lag and no lag age", stuck, st)
+	}
 	s.Query("select count(*) from orders") // a query, counted
 	m := scrape(t, s, e2e.AdminKey)
 	if in := m.value("sluice_records_in_total", "orders", "0") + m.value("sluice_records_in_total", "orders", "1"); in != 5 {

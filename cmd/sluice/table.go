@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // column is one column of a human table: a header and how to render it
@@ -32,6 +33,19 @@ func count(header, path string) column {
 			return fmt.Sprint(len(v))
 		}
 		return "0"
+	}}
+}
+
+// seconds renders the number of seconds at path as a duration ("1m30s"),
+// empty when it is 0 or missing.
+func seconds(header, path string) column {
+	return column{header, func(obj map[string]any) string {
+		n, _ := lookup(obj, path).(json.Number)
+		f, err := n.Float64()
+		if err != nil || f <= 0 {
+			return ""
+		}
+		return (time.Duration(f * float64(time.Second))).Round(time.Second).String()
 	}}
 }
 
@@ -124,7 +138,7 @@ var listColumns = map[string][]column{
 	"function": {field("NAME", "name"), field("RUNTIME", "latest.runtime"), count("VERSIONS", "versions"), field("ALIASES", "aliases"), field("UPDATED", "updated")},
 	"key":      {field("ID", "id"), field("NAME", "name"), field("SCOPES", "scopes"), field("EXPIRES", "expires"), field("LIMITS", "limits")},
 	"status": {field("PARTITION", "partition"), field("STATE", "state"), field("WORKER", "worker"), field("COMMITTED", "committed"),
-		field("END", "end_offset"), field("LAG", "lag"), field("ATTEMPTS", "attempts"), field("VERSION", "function_version"), field("LAST_ERROR", "last_error")},
+		field("END", "end_offset"), field("LAG", "lag"), seconds("LAG_AGE", "lag_age_seconds"), field("ATTEMPTS", "attempts"), field("VERSION", "function_version"), field("LAST_ERROR", "last_error")},
 }
 
 // outputFlag adds -o to c: table (aligned columns) or json (the API's answer).

@@ -35,27 +35,36 @@ export class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
 
-// api calls the sluice HTTP API with the key. A 401 forgets the key and
-// shows the login form.
+// api calls the sluice HTTP API with the key and returns its JSON answer.
+// A 401 forgets the key and shows the login form.
 export async function api(method, path, body, opts = {}) {
+  const text = await (await call(method, path, body, opts)).text();
+  try { return text ? JSON.parse(text) : null; } catch { return null; }
+}
+
+// apiBlob GETs path with the key and returns the answer as a Blob (a file
+// to download: fetch, unlike a link, can send the Authorization header).
+export async function apiBlob(path, opts = {}) {
+  return (await call("GET", path, undefined, opts)).blob();
+}
+
+async function call(method, path, body, opts) {
   const headers = { "Authorization": "Bearer " + getKey() };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const resp = await fetch(path, {
     method, headers, signal: opts.signal,
     body: body === undefined ? undefined : JSON.stringify(body),
   });
+  if (resp.ok) return resp;
   const text = await resp.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = null; }
-  if (!resp.ok) {
-    const msg = (data && data.error) || text || resp.statusText;
-    if (resp.status === 401) {
-      forgetKey();
-      window.dispatchEvent(new CustomEvent("sluice:unauthorized", { detail: msg }));
-    }
-    throw new ApiError(resp.status, msg);
+  const msg = (data && data.error) || text || resp.statusText;
+  if (resp.status === 401) {
+    forgetKey();
+    window.dispatchEvent(new CustomEvent("sluice:unauthorized", { detail: msg }));
   }
-  return data;
+  throw new ApiError(resp.status, msg);
 }
 
 export function table(headers, rows, attrs = {}) {
@@ -92,9 +101,9 @@ export function enc(name) { return encodeURIComponent(name); }
 // quoteIdent quotes an SQL identifier.
 export function quoteIdent(name) { return '"' + String(name).replaceAll('"', '""') + '"'; }
 
-// download offers text as a file.
-export function download(name, type, text) {
-  const url = URL.createObjectURL(new Blob([text], { type }));
+// download offers data (text or a Blob) as a file.
+export function download(name, type, data) {
+  const url = URL.createObjectURL(data instanceof Blob ? data : new Blob([data], { type }));
   const a = h("a", { href: url, download: name });
   document.body.append(a);
   a.click();

@@ -40,16 +40,27 @@ export function pipelinePage(ctx, name) {
     let st;
     try { st = (await api("GET", `/v1/pipelines/${enc(name)}/status`)).partitions; } catch (e) { parts.replaceChildren(errorBox(e)); return; }
     const total = st.reduce((a, p) => a + p.lag, 0);
-    parts.replaceChildren(h("p", { class: "muted" }, `Lag: ${total} record${total === 1 ? "" : "s"} in all.`),
-      table(["partition", "state", "worker", "version", "committed", "end", "lag", "since", "attempts"], st.map((p) => [
+    const oldest = Math.max(0, ...st.map((p) => p.lag_age_seconds || 0));
+    parts.replaceChildren(h("p", { class: "muted" }, `Lag: ${total} record${total === 1 ? "" : "s"} in all` +
+      (oldest > 0 ? `, the oldest unprocessed ${age(oldest)} old.` : ".")),
+      table(["partition", "state", "worker", "version", "committed", "end", "lag", "lag age", "since", "attempts"], st.map((p) => [
         h("tr", { "data-partition": p.partition, "data-state": p.state },
           h("td", {}, p.partition), h("td", {}, h("span", { class: "state state-" + p.state }, p.state)),
           h("td", {}, p.worker || ""), h("td", {}, p.function_version || ""), h("td", {}, p.committed), h("td", {}, p.end_offset),
-          h("td", {}, p.lag), h("td", { title: p.since }, ago(p.since)), h("td", {}, p.attempts || "")),
-        p.last_error || p.stderr ? h("tr", { class: "detail" }, h("td", { colspan: 9 },
+          h("td", {}, p.lag), h("td", { class: "lag-age", title: p.oldest_unprocessed || "caught up" }, age(p.lag_age_seconds)),
+          h("td", { title: p.since }, ago(p.since)), h("td", {}, p.attempts || "")),
+        p.last_error || p.stderr ? h("tr", { class: "detail" }, h("td", { colspan: 10 },
           p.last_error ? h("div", { class: "error last-error" }, p.last_error) : null,
           p.stderr ? h("pre", { class: "stderr" }, p.stderr) : null)) : null,
       ]), { id: "partitions" }));
   });
   return el;
+}
+
+// age renders a lag age in seconds ("" when caught up).
+function age(s) {
+  if (!s) return "";
+  if (s < 90) return Math.round(s) + " s";
+  if (s < 5400) return Math.round(s / 60) + " min";
+  return Math.round(s / 3600) + " h";
 }

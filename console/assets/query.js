@@ -1,13 +1,16 @@
 // The SQL editor: highlighting, Ctrl-Enter to run, cancel, results with
-// types, paging, charts, CSV/JSON download, history (in this browser's
-// localStorage) and what each query scanned.
-import { h, api, table, errorBox, bytes, download } from "./dom.js";
+// types, paging, charts, CSV/JSON download (of the result shown), Parquet
+// download (of the whole result, through an async query), history (in this
+// browser's localStorage, each entry loaded or run again) and what each
+// query scanned.
+import { h, api, apiBlob, table, errorBox, bytes, download, enc } from "./dom.js";
 import { highlight } from "./sql.js";
 import { chart, chartKinds } from "./chart.js";
 
 const PAGE_ROWS = 100;
 const HISTORY = "sluice.history";
 const MAX_HISTORY = 50;
+const POLL_MS = 500;
 
 // What survives leaving the page and coming back.
 const state = {
@@ -35,6 +38,9 @@ export function queryPage() {
   sync();
   const runBtn = h("button", { id: "run", onclick: () => run(), title: "Ctrl-Enter" }, "Run");
   const cancelBtn = h("button", { id: "cancel", onclick: () => state.running?.abort(), disabled: true }, "Cancel");
+  const parquetBtn = h("button", { id: "download-parquet", title: "runs the query as an async query and downloads its whole result",
+    onclick: () => downloadParquet(area.value.trim(), parquetBtn, parquetStatus) }, "Download Parquet");
+  const parquetStatus = h("span", { id: "parquet-status", class: "muted" });
   const out = h("section", { id: "output" });
   const hist = h("aside", { id: "history" });
 
@@ -59,17 +65,45 @@ export function queryPage() {
       runBtn.disabled = false; cancelBtn.disabled = true;
     }
     renderOutput(out);
-    renderHistory(hist, area, sync);
+    renderHistory(hist, area, sync, run);
   }
 
   renderOutput(out);
-  renderHistory(hist, area, sync);
+  renderHistory(hist, area, sync, run);
   return h("div", { class: "query-page" },
     h("div", { class: "editor-col" },
       h("div", { class: "editor" }, pre, area),
-      h("div", { class: "toolbar" }, runBtn, cancelBtn, h("span", { class: "muted" }, "Ctrl-Enter runs")),
+      h("div", { class: "toolbar" }, runBtn, cancelBtn, h("span", { class: "muted" }, "Ctrl-Enter runs"), parquetBtn, parquetStatus),
       out),
     hist);
+}
+
+// downloadParquet runs sql as an async query (POST /v1/queries), polls it
+// until it has succeeded, then downloads its whole result as Parquet: no
+// 10,000-row limit, the server writes the file.
+async function downloadParquet(sql, btn, status) {
+  if (!sql) return;
+  btn.disabled = true;
+  status.removeAttribute("data-rows");
+  const say = (text, cls = "muted") => { status.className = cls; status.textContent = text; };
+  try {
+    let q = await api("POST", "/v1/queries", { sql });
+    say("Parquet: " + q.state + "…");
+    while (q.state === "queued" || q.state === "running") {
+      await new Promise((r) => setTimeout(r, POLL_MS));
+      q = await api("GET", "/v1/queries/" + enc(q.id));
+      say("Parquet: " + q.state + "…");
+    }
+    if (q.state !== "succeeded") throw new Error(`Async query ${q.id} ${q.state}: ${q.error || "no result"}`);
+    const blob = await apiBlob(`/v1/queries/${enc(q.id)}/results?format=parquet`);
+    download("result.parquet", "application/vnd.apache.parquet", blob);
+    status.setAttribute("data-rows", q.rows);
+    say(`Parquet: ${q.rows} row${q.rows === 1 ? "" : "s"}, ${bytes(blob.size)} (query ${q.id})`);
+  } catch (e) {
+    say(String(e && e.message || e), "error");
+  } finally {
+    btn.disabled = false;
+  }
 }
 
 function renderOutput(out) {
@@ -91,9 +125,9 @@ function renderOutput(out) {
     h("button", { onclick: () => download("result.json", "application/json", JSON.stringify(res, null, 1)) }, "Download JSON"),
     chartSel,
     pages > 1 ? [
-      h("button", { disabled: state.page === 0, onclick: () => { state.page--; renderOutput(out); } }, "‹ Prev"),
+      h("button", { id: "prev-page", disabled: state.page === 0, onclick: () => { state.page--; renderOutput(out); } }, "‹ Prev"),
       h("span", { id: "page" }, `page ${state.page + 1} of ${pages}`),
-      h("button", { disabled: state.page >= pages - 1, onclick: () => { state.page++; renderOutput(out); } }, "Next ›"),
+      h("button", { id: "next-page", disabled: state.page >= pages - 1, onclick: () => { state.page++; renderOutput(out); } }, "Next ›"),
     ] : null);
   const head = res.columns.map((c) => h("span", {}, c.name, h("small", { class: "type" }, c.type)));
   const rows = res.rows.slice(from, from + PAGE_ROWS).map((r) =>
@@ -133,12 +167,13 @@ function addHistory(sql, res) {
   localStorage.setItem(HISTORY, JSON.stringify(hist.slice(0, MAX_HISTORY)));
 }
 
-function renderHistory(el, area, sync) {
+function renderHistory(el, area, sync, run) {
   const hist = loadHistory();
   el.replaceChildren(h("h3", {}, "History"),
     hist.length ? h("ol", {}, hist.map((e) => h("li", {},
       h("button", { class: "link sql-snippet", title: e.sql, onclick: () => { area.value = e.sql; sync(); area.focus(); } }, e.sql.slice(0, 120)),
+      h("button", { class: "link history-run", title: "run it again", onclick: () => { area.value = e.sql; sync(); run(); } }, "run"),
       h("small", { class: "muted" }, ` ${new Date(e.time).toLocaleString()} · ${e.rows} rows · ${Math.round(e.ms)} ms · ${bytes(e.bytes)}`)))) :
       h("p", { class: "muted" }, "Queries you run are kept here, in this browser only."),
-    hist.length ? h("button", { class: "link", onclick: () => { localStorage.removeItem(HISTORY); renderHistory(el, area, sync); } }, "clear history") : null);
+    hist.length ? h("button", { class: "link", onclick: () => { localStorage.removeItem(HISTORY); renderHistory(el, area, sync, run); } }, "clear history") : null);
 }
