@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -400,6 +401,35 @@ func TestExecKillsEscapedChildren(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the setsid child %d is still alive", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestExecProcessLimit: an exec function that starts more than
+// MaxProcesses processes fails its batch with that limit named, and none of
+// its processes is left.
+func TestExecProcessLimit(t *testing.T) {
+	script := fmt.Sprintf("#!/bin/sh\necho $$ > child.pid\ni=0\nwhile [ $i -lt %d ]; do sleep 300 & i=$((i+1)); done\nwhile read -r line; do read -r env; sleep 300; done\n", MaxProcesses+10)
+	h := newHost(t)
+	inst := newInstance(t, load(t, h, Config{Runtime: RuntimeExec, Code: []byte(script), Timeout: 2 * time.Minute}))
+	ierr := invokeErr(t, inst, batch(0, `{}`))
+	if !errors.Is(ierr.Err, errTooManyProcesses) {
+		t.Fatalf("got %s (%v), want the process limit", ierr.Kind, ierr.Err)
+	}
+	tag := ""
+	pid := childPID(t, inst)
+	if env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid)); err == nil {
+		for _, kv := range strings.Split(string(env), "\x00") {
+			if v, ok := strings.CutPrefix(kv, processTagVar+"="); ok {
+				tag = v
+			}
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for tag != "" && countTagged(tag) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the function's processes are still alive", countTagged(tag))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

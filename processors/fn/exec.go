@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -49,6 +50,9 @@ func (e *execInstance) invoke(ctx context.Context, batch []Envelope) (*Result, *
 	}
 	stop := context.AfterFunc(ctx, p.kill)
 	defer stop()
+	watchDone := make(chan struct{})
+	defer close(watchDone)
+	go p.watchProcesses(watchDone)
 	written := make(chan error, 1)
 	go func() {
 		_, err := p.stdin.Write(frame)
@@ -85,11 +89,13 @@ var errAnsweredEarly = errors.New("function answered without reading the whole b
 
 // fail kills the process, waits for it and classifies what happened.
 func (e *execInstance) fail(ctx context.Context, readErr error) *InvokeError {
-	state := e.p.waitState()
+	state, tooMany := e.p.waitState(), e.p.tooMany.Load()
 	log := e.discard()
 	switch {
 	case ctx.Err() != nil:
 		return timeoutError(ctx, log)
+	case tooMany:
+		return &InvokeError{Kind: KindProtocol, Log: log, Err: errTooManyProcesses}
 	case errors.Is(readErr, errOutputTooLarge), errors.Is(readErr, errAnsweredEarly):
 		return &InvokeError{Kind: KindProtocol, Log: log, Err: readErr}
 	case outOfMemory(log):
@@ -210,6 +216,7 @@ type process struct {
 	errOff  int64    // where this batch's log starts
 	done    chan struct{}
 	waitErr error
+	tooMany atomic.Bool // watchProcesses killed it: over MaxProcesses
 }
 
 func startProcess(path, dir, errPath string, env []string) (*process, error) {
@@ -324,6 +331,36 @@ func (p *process) readLog() []byte {
 	n, _ := p.errLog.ReadAt(b, from)
 	p.errOff = from + int64(n)
 	return b[:n]
+}
+
+// MaxProcesses is how many processes one exec instance may have at once
+// (itself and every descendant, found by its tag). It is checked
+// CheckProcessesEvery while a batch runs; past it the instance is killed
+// and the batch fails.
+const MaxProcesses = 64
+
+// CheckProcessesEvery is how often a running batch counts its processes.
+const CheckProcessesEvery = 250 * time.Millisecond
+
+var errTooManyProcesses = fmt.Errorf("the function started more than %d processes (the limit of an exec instance, with its descendants): it was killed", MaxProcesses)
+
+// watchProcesses counts p's processes until done, and kills them all once
+// they are more than MaxProcesses.
+func (p *process) watchProcesses(done chan struct{}) {
+	tick := time.NewTicker(CheckProcessesEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+		}
+		if countTagged(p.tag) > MaxProcesses {
+			p.tooMany.Store(true)
+			p.kill()
+			return
+		}
+	}
 }
 
 func (p *process) kill() {

@@ -40,26 +40,44 @@ func setMemoryLimit(pid int, bytes int64) error {
 // process group (setsid) or were re-parented. A process that cleared its
 // environment escapes; run functions that may do that in a container.
 func killTagged(tag string) {
+	// Passes until none is left: a process forking meanwhile may have
+	// started a child after the previous pass read the list.
+	for range 10 {
+		if eachTagged(tag, func(pid int) { _ = syscall.Kill(pid, syscall.SIGKILL) }) == 0 {
+			return
+		}
+	}
+}
+
+// countTagged is how many live processes carry tag.
+func countTagged(tag string) int { return eachTagged(tag, func(int) {}) }
+
+// eachTagged calls fn with the pid of every live process (not a zombie) of
+// this user whose environment holds processTagVar=tag, and returns how
+// many there were.
+func eachTagged(tag string, fn func(pid int)) int {
 	want := []byte(processTagVar + "=" + tag)
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return
+		return 0
 	}
-	self := os.Getpid()
+	self, n := os.Getpid(), 0
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == self {
 			continue
 		}
 		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
-		if err != nil {
-			continue // gone, or another user's
+		if err != nil || len(env) == 0 {
+			continue // gone, another user's, or a zombie (no environment left)
 		}
 		for _, kv := range bytes.Split(env, []byte{0}) {
 			if bytes.Equal(kv, want) {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
+				fn(pid)
+				n++
 				break
 			}
 		}
 	}
+	return n
 }

@@ -18,3 +18,6 @@ func setMemoryLimit(int, int64) error { return nil }
 // killTagged is not implemented outside Linux: descendants that left the
 // process group survive.
 func killTagged(string) {}
+
+// countTagged is not implemented outside Linux: MaxProcesses is not enforced.
+func countTagged(string) int { return 0 }
