@@ -91,26 +91,40 @@ func (a admin) followLogs(path string, out io.Writer, interval time.Duration) er
 		if since != "" {
 			p += "&since=" + url.QueryEscape(since)
 		}
-		var lines []json.RawMessage
-		if err := a.get(p, &lines); err != nil {
+		last, err := a.printLogs(p, out)
+		if err != nil {
 			return err
 		}
-		for _, l := range lines {
-			var t struct{ Time string }
-			if json.Unmarshal(l, &t) == nil && t.Time != "" {
-				since = t.Time
-			}
-			var compact bytes.Buffer
-			if err := json.Compact(&compact, l); err != nil {
-				return err
-			}
-			compact.WriteByte('\n')
-			if _, err := out.Write(compact.Bytes()); err != nil {
-				return err
-			}
+		if last != "" {
+			since = last
 		}
 		time.Sleep(interval)
 	}
+}
+
+// printLogs prints the log lines GET path answers (a JSON list) as NDJSON,
+// one object per line, the format of both `fn logs` and `fn logs --follow`,
+// and returns the time of the last one.
+func (a admin) printLogs(path string, out io.Writer) (last string, err error) {
+	var lines []json.RawMessage
+	if err := a.get(path, &lines); err != nil {
+		return "", err
+	}
+	for _, l := range lines {
+		var t struct{ Time string }
+		if json.Unmarshal(l, &t) == nil && t.Time != "" {
+			last = t.Time
+		}
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, l); err != nil {
+			return "", fmt.Errorf("cannot read a log line of %s: %w", path, err)
+		}
+		compact.WriteByte('\n')
+		if _, err := out.Write(compact.Bytes()); err != nil {
+			return "", err
+		}
+	}
+	return last, nil
 }
 
 // get decodes the JSON answer of GET path into v.
@@ -443,16 +457,17 @@ func fnCommands() func([]string) error {
 	verbs["logs"] = func(args []string) error {
 		c := newCommand("fn logs")
 		limit := c.fs.Int("limit", 100, "most recent lines to show")
-		follow := c.fs.Bool("follow", false, "then keep printing new lines, one JSON object per line, until interrupted")
+		follow := c.fs.Bool("follow", false, "then keep printing new lines until interrupted (both print one JSON object per line)")
 		pos, err := c.parse(args, 1, "fn logs NAME [--limit N] [--follow]")
 		if err != nil {
 			return err
 		}
 		path := fmt.Sprintf("/v1/functions/%s/logs?limit=%d", url.PathEscape(pos[0]), *limit)
 		if *follow {
-			return c.admin().followLogs(path, os.Stdout, time.Second)
+			return c.admin().followLogs(path, stdout, time.Second)
 		}
-		return c.admin().call("GET", path, nil)
+		_, err = c.admin().printLogs(path, stdout)
+		return err
 	}
 	return subcommands("fn", verbs)
 }

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bufio"
+	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -92,5 +96,58 @@ func TestTableUpdateChangesOnlyWhatIsGiven(t *testing.T) {
 	out := cli(t, s, "table", "update", "clicks", "--file-age", "30s")
 	if !strings.Contains(out, `"file_bytes": 2097152`) || !strings.Contains(out, `"file_age": "30s"`) || !strings.Contains(out, `"user"`) {
 		t.Fatalf("after an update of --file-age only:\n%s", out)
+	}
+}
+
+// TestCLIFnLogsNDJSON: `sluice fn logs` and `sluice fn logs --follow` print
+// the same lines in the same format, one JSON object per line.
+func TestCLIFnLogsNDJSON(t *testing.T) {
+	s := e2e.Up(t, t.TempDir(), "--allow-exec")
+	cli(t, s, "fn", "deploy", "chatty", "--runtime", "exec", "--code", "../../processors/fn/testdata/conform.py", "--timeout", "10s")
+	cli(t, s, "stream", "create", "chat")
+	schema := filepath.Join(t.TempDir(), "schema.json")
+	os.WriteFile(schema, []byte(`{"columns":[{"name":"offset","type":"int64"}]}`), 0o644)
+	cli(t, s, "table", "create", "chat", "--schema", schema)
+	cli(t, s, "pipeline", "create", "chat", "--stream", "chat", "--function", "chatty", "--table", "chat")
+	for i := range 3 {
+		rec := fmt.Sprintf(`{"op":"log","k":"k%d"}`+"\n", i)
+		if status, body := s.Post("/v1/streams/chat/records", "application/x-ndjson", []byte(rec), nil); status != 200 {
+			t.Fatalf("ingest: %d %s", status, body)
+		}
+	}
+	var plain []string
+	e2e.WaitFor(t, 60*time.Second, "3 lines in sluice fn logs", func() error {
+		plain = strings.Split(strings.TrimSpace(cli(t, s, "fn", "logs", "chatty")), "\n")
+		if n := len(slices.DeleteFunc(slices.Clone(plain), func(l string) bool { return !strings.Contains(l, "log at offset ") })); n != 3 {
+			return fmt.Errorf("%d lines, want 3:\n%s", n, strings.Join(plain, "\n"))
+		}
+		return nil
+	})
+	for _, l := range plain {
+		var obj map[string]any
+		if err := json.Unmarshal([]byte(l), &obj); err != nil {
+			t.Fatalf("fn logs: line %q is not a JSON object: %v", l, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	follow := exec.CommandContext(ctx, e2e.Binary(t), "fn", "logs", "chatty", "--follow", "--server", s.URL(), "--key", e2e.AdminKey)
+	out, err := follow.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer follow.Wait()
+	defer cancel()
+	sc := bufio.NewScanner(out)
+	for i, want := range plain {
+		if !sc.Scan() {
+			t.Fatalf("fn logs --follow ended after %d lines", i)
+		}
+		if sc.Text() != want {
+			t.Fatalf("fn logs --follow line %d:\n%s\nfn logs printed:\n%s", i, sc.Text(), want)
+		}
 	}
 }

@@ -193,8 +193,12 @@ func TestFunctionLogsAcrossWorkersAndRestarts(t *testing.T) {
 	check := func(s *e2e.Server) {
 		e2e.WaitFor(t, 30*time.Second, "both partitions' lines in sluice fn logs", func() error {
 			var lines []line
-			if err := json.Unmarshal([]byte(cli(t, s, "fn", "logs", "chatty", "--limit", "100")), &lines); err != nil {
-				return err
+			for _, l := range strings.Split(strings.TrimSpace(cli(t, s, "fn", "logs", "chatty", "--limit", "100")), "\n") {
+				var one line
+				if err := json.Unmarshal([]byte(l), &one); err != nil {
+					return fmt.Errorf("fn logs line %q: %w", l, err)
+				}
+				lines = append(lines, one)
 			}
 			got := map[int32]int{}
 			for _, l := range lines {
