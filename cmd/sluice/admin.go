@@ -227,18 +227,26 @@ func listAndShow(kind string) map[string]func([]string) error {
 		"list": func(args []string) error {
 			c := newCommand(kind + " list")
 			output := outputFlag(c)
-			if _, err := c.parse(args, 0, kind+" list [-o table|json]"); err != nil {
+			if _, err := c.parse(args, 0, kind+" list [-o table|wide|json|yaml]"); err != nil {
 				return err
 			}
 			return c.admin().show("/v1/"+kind+"s", *output, kind, "")
 		},
 		"show": func(args []string) error {
 			c := newCommand(kind + " show")
-			pos, err := c.parse(args, 1, kind+" show NAME")
+			output := c.fs.String("o", "json", "output: json (the API's answer as it is) or yaml (the same as YAML)")
+			pos, err := c.parse(args, 1, kind+" show NAME [-o json|yaml]")
 			if err != nil {
 				return err
 			}
-			return c.admin().call("GET", "/v1/"+kind+"s/"+url.PathEscape(pos[0]), nil)
+			if *output != "json" && *output != "yaml" {
+				return fmt.Errorf("-o %q: want json or yaml", *output)
+			}
+			data, err := c.admin().do("GET", "/v1/"+kind+"s/"+url.PathEscape(pos[0]), nil)
+			if err != nil {
+				return err
+			}
+			return printAnswer(stdout, data, *output)
 		},
 	}
 }
@@ -355,7 +363,11 @@ func pipelineCommands() func([]string) error {
 			if verb == "status" {
 				output = outputFlag(c)
 			}
-			pos, err := c.parse(args, 1, "pipeline "+verb+" NAME")
+			usage := "pipeline " + verb + " NAME"
+			if verb == "status" {
+				usage += " [-o table|wide|json|yaml]"
+			}
+			pos, err := c.parse(args, 1, usage)
 			if err != nil {
 				return err
 			}
@@ -505,7 +517,7 @@ func keyCommands() func([]string) error {
 		"list": func(args []string) error {
 			c := newCommand("key list")
 			output := outputFlag(c)
-			if _, err := c.parse(args, 0, "key list [-o table|json]"); err != nil {
+			if _, err := c.parse(args, 0, "key list [-o table|wide|json|yaml]"); err != nil {
 				return err
 			}
 			return c.admin().show("/v1/keys", *output, "key", "")

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/e2e"
+	"go.yaml.in/yaml/v3"
 )
 
 // TestCLIHabits: -h exits 0 with the command's usage and flags, version
@@ -149,5 +150,47 @@ func TestCLIFnLogsNDJSON(t *testing.T) {
 		if sc.Text() != want {
 			t.Fatalf("fn logs --follow line %d:\n%s\nfn logs printed:\n%s", i, sc.Text(), want)
 		}
+	}
+}
+
+// TestCLIOutputYAMLAndWide: list, show and pipeline status print YAML with
+// -o yaml (the API's answer, same keys and types), and list prints a column
+// for every field with -o wide; an unknown -o names the choices.
+func TestCLIOutputYAMLAndWide(t *testing.T) {
+	s := e2e.Up(t, t.TempDir())
+	var streams []struct {
+		Name       string
+		Partitions int
+	}
+	if err := yaml.Unmarshal([]byte(cli(t, s, "stream", "list", "-o", "yaml")), &streams); err != nil ||
+		!slices.Contains(streams, struct {
+			Name       string
+			Partitions int
+		}{"logs", 4}) {
+		t.Fatalf("stream list -o yaml: %v %+v", err, streams)
+	}
+	var table struct {
+		Name   string
+		Schema struct{ Columns []struct{ Name string } }
+	}
+	if err := yaml.Unmarshal([]byte(cli(t, s, "table", "show", "logs", "-o", "yaml")), &table); err != nil || table.Name != "logs" || len(table.Schema.Columns) == 0 {
+		t.Fatalf("table show -o yaml: %v %+v", err, table)
+	}
+	var status struct{ Partitions []struct{ Partition int } }
+	if err := yaml.Unmarshal([]byte(cli(t, s, "pipeline", "status", "logs", "-o", "yaml")), &status); err != nil || len(status.Partitions) != 4 {
+		t.Fatalf("pipeline status -o yaml: %v %+v", err, status)
+	}
+	header := func(out string) string { return strings.Join(strings.Fields(strings.SplitN(out, "\n", 2)[0]), " ") }
+	if h := header(cli(t, s, "pipeline", "list")); strings.Contains(h, "BATCH_SIZE") {
+		t.Fatalf("pipeline list (table) has the batch size: %s", h)
+	}
+	if h := header(cli(t, s, "pipeline", "list", "-o", "wide")); !strings.HasPrefix(h, "NAME STREAM FUNCTION TABLE INTERNAL") || !strings.Contains(h, "BATCH_SIZE") {
+		t.Fatalf("pipeline list -o wide: %s", h)
+	}
+	if h := header(cli(t, s, "table", "list", "-o", "wide")); !strings.Contains(h, " SCHEMA") {
+		t.Fatalf("table list -o wide: %s", h)
+	}
+	if _, stderr, err := e2e.Run(t, t.Context(), nil, "stream", "list", "-o", "xml", "--server", s.URL()); err == nil || !strings.Contains(stderr, "want table, wide, json or yaml") {
+		t.Fatalf("-o xml: %v %s", err, stderr)
 	}
 }
