@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -209,6 +210,7 @@ func (c command) parse(args []string, want int, usage string) ([]string, error) 
 
 // subcommands dispatches "sluice GROUP VERB ...".
 func subcommands(group string, verbs map[string]func([]string) error) func([]string) error {
+	groupVerbs[group] = slices.Sorted(maps.Keys(verbs))
 	return func(args []string) error {
 		if len(args) == 0 || verbs[args[0]] == nil {
 			names := make([]string, 0, len(verbs))

@@ -194,3 +194,62 @@ func TestCLIOutputYAMLAndWide(t *testing.T) {
 		t.Fatalf("-o xml: %v %s", err, stderr)
 	}
 }
+
+// TestCLICompletion: the script of `sluice completion bash`, sourced in
+// bash, completes the commands the usage names, a group's verbs and a
+// command's flags, all read from the code that defines them; zsh gets the
+// same function through bashcompinit.
+func TestCLICompletion(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("bash is not installed: cannot run the completion script")
+	}
+	script, stderr, err := e2e.Run(t, t.Context(), nil, "completion", "bash")
+	if err != nil {
+		t.Fatalf("completion bash: %v %s", err, stderr)
+	}
+	file := filepath.Join(t.TempDir(), "sluice.bash")
+	os.WriteFile(file, []byte(script), 0o644)
+	complete := func(words ...string) []string {
+		quoted := make([]string, len(words))
+		for i, w := range words {
+			quoted[i] = "'" + w + "'"
+		}
+		sh := fmt.Sprintf(`source %s; COMP_WORDS=(%s); COMP_CWORD=%d; _sluice; printf '%%s\n' "${COMPREPLY[@]}"`, file, strings.Join(quoted, " "), len(words)-1)
+		out, err := exec.CommandContext(t.Context(), bash, "-c", sh).CombinedOutput()
+		if err != nil {
+			t.Fatalf("complete %v: %v\n%s", words, err, out)
+		}
+		return strings.Fields(string(out))
+	}
+	usage, _, _ := e2e.Run(t, t.Context(), nil, "help")
+	commands := complete("sluice", "")
+	for _, l := range strings.Split(usage, "\n") {
+		if f := strings.Fields(l); len(f) > 1 && f[0] == "sluice" && !slices.Contains(commands, strings.Split(f[1], "|")[0]) {
+			t.Errorf("the usage names %q, completion offers %v", f[1], commands)
+		}
+	}
+	for _, c := range []struct {
+		words []string
+		want  []string
+	}{
+		{[]string{"sluice", "pi"}, []string{"pipeline"}},
+		{[]string{"sluice", "fn", ""}, []string{"alias", "deploy", "list", "logs", "publish", "show"}},
+		{[]string{"sluice", "pipeline", "create", "p", "--bi"}, []string{"--bisect-on-error"}},
+		{[]string{"sluice", "fn", "logs", "f", "--fo"}, []string{"--follow"}},
+		{[]string{"sluice", "put", "logs", "--ra"}, []string{"--raw"}},
+		{[]string{"sluice", "up", "--allow-e"}, []string{"--allow-exec"}},
+		{[]string{"sluice", "completion", ""}, []string{"bash", "zsh"}},
+	} {
+		if got := complete(c.words...); !slices.Equal(got, c.want) {
+			t.Errorf("complete %q: %q, want %q", c.words, got, c.want)
+		}
+	}
+	zsh, stderr, err := e2e.Run(t, t.Context(), nil, "completion", "zsh")
+	if err != nil || !strings.HasPrefix(zsh, "#compdef sluice\n") || !strings.Contains(zsh, "bashcompinit") || !strings.HasSuffix(zsh, script) {
+		t.Fatalf("completion zsh: %v %s\n%s", err, stderr, zsh)
+	}
+	if _, stderr, err := e2e.Run(t, t.Context(), nil, "completion", "fish"); err == nil || !strings.Contains(stderr, "bash|zsh") {
+		t.Fatalf("completion fish: %v %s", err, stderr)
+	}
+}

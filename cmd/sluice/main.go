@@ -38,6 +38,7 @@ Usage:
   sluice key create --scope admin|ingest:STREAM|query:TABLE [--scope ...] [--name N] [--expires DUR|TIME]
   sluice key limits ID [--ingest-rps N] [--ingest-bytes-per-sec SIZE] [--queries-per-minute N]
   sluice version
+  sluice completion bash|zsh          (source <(sluice completion bash): complete commands and flags)
   sluice key list | revoke ID | id    (id: the ID of the CLI's key, its Postgres/Kafka user name)
 
 Client commands talk to --server (default $SLUICE_SERVER, else http://127.0.0.1:8080)
@@ -51,19 +52,7 @@ func main() {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
-	cmds := map[string]func([]string) error{
-		"up":       runUp,
-		"serve":    runServe,
-		"put":      runPut,
-		"sql":      runSQL,
-		"query":    queryCommands(),
-		"stream":   streamCommands(),
-		"table":    tableCommands(),
-		"pipeline": pipelineCommands(),
-		"fn":       fnCommands(),
-		"key":      keyCommands(),
-		"version":  runVersion,
-	}
+	cmds := commands()
 	name, args := os.Args[1], os.Args[2:]
 	if name == "-h" || name == "--help" || name == "help" {
 		fmt.Print(usage)
@@ -83,11 +72,33 @@ func main() {
 	}
 }
 
+// commands is the table of sluice's commands; `sluice completion` reads
+// their verbs and flags from it.
+func commands() map[string]func([]string) error {
+	return map[string]func([]string) error{
+		"up":         runUp,
+		"serve":      runServe,
+		"put":        runPut,
+		"sql":        runSQL,
+		"query":      queryCommands(),
+		"stream":     streamCommands(),
+		"table":      tableCommands(),
+		"pipeline":   pipelineCommands(),
+		"fn":         fnCommands(),
+		"key":        keyCommands(),
+		"version":    runVersion,
+		"completion": runCompletion,
+	}
+}
+
 // version is set at build time (-ldflags "-X main.version=v1.2.3"); else
 // the module version or VCS revision from the build info is printed.
 var version = ""
 
 func runVersion(args []string) error {
+	if err := parseFlags(flag.NewFlagSet("version", flag.ContinueOnError), args); err != nil {
+		return err
+	}
 	v := version
 	info, ok := debug.ReadBuildInfo()
 	if v == "" && ok {
