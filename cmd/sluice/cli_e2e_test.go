@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -252,4 +253,37 @@ func TestCLICompletion(t *testing.T) {
 	if _, stderr, err := e2e.Run(t, t.Context(), nil, "completion", "fish"); err == nil || !strings.Contains(stderr, "bash|zsh") {
 		t.Fatalf("completion fish: %v %s", err, stderr)
 	}
+}
+
+// TestCLIPutProgress: `sluice put --progress` prints records sent and the
+// rate on stderr from the first answer on, without it nothing but the
+// summary when stderr is not a terminal, and on a terminal (under script(1))
+// a progress line rewritten in place; the summary line ends every run.
+func TestCLIPutProgress(t *testing.T) {
+	s := e2e.Up(t, t.TempDir())
+	file := filepath.Join(t.TempDir(), "in.ndjson")
+	var in strings.Builder
+	for i := range 50 {
+		fmt.Fprintf(&in, `{"message":"progress %d"}`+"\n", i)
+	}
+	os.WriteFile(file, []byte(in.String()), 0o644)
+	summary := regexp.MustCompile(`(?m)^sent 50 records, 0 failed in \S+ \(\d+ records/s\)$`)
+	_, stderr, err := e2e.Run(t, t.Context(), nil, "put", "logs", file, "--batch", "10", "--progress", "--server", s.URL())
+	if err != nil || !strings.HasPrefix(stderr, "progress: sent 10 records (") || !summary.MatchString(stderr) {
+		t.Fatalf("put --progress: %v\n%s", err, stderr)
+	}
+	_, stderr, err = e2e.Run(t, t.Context(), nil, "put", "logs", file, "--batch", "10", "--server", s.URL())
+	if err != nil || strings.Contains(stderr, "progress") || !summary.MatchString(stderr) {
+		t.Fatalf("put into a pipe: %v\n%s", err, stderr)
+	}
+	script, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("script(1) is not installed: cannot run sluice put on a terminal")
+	}
+	shell := fmt.Sprintf("SLUICE_KEY=%s %s put logs %s --batch 10 --server %s", e2e.AdminKey, e2e.Binary(t), file, s.URL())
+	out, err := exec.CommandContext(t.Context(), script, "-qec", shell, "/dev/null").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "\r\033[Ksent 10 records (") || !strings.Contains(string(out), "sent 50 records, 0 failed") {
+		t.Fatalf("put on a terminal: %v\n%q", err, out)
+	}
+	s.WaitCount("select count(*) from logs where message like 'progress %'", 150, time.Minute)
 }

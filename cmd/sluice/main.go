@@ -18,8 +18,8 @@ Usage:
   sluice serve --brokers HOST:PORT[,...] [--roles ingest,worker,query] [--storage DIR|s3://...]
              [--worker-id ID] [--listen ADDR] [--data DIR]
       run chosen roles against an external Kafka cluster; start as many workers as needed
-  sluice put STREAM [FILE|-] [--server URL]
-      send NDJSON records (one JSON value per line) to a stream
+  sluice put STREAM [FILE|-] [--progress] [--server URL]
+      send NDJSON records (one JSON value per line) to a stream; progress on stderr on a terminal
   sluice sql [--format table|json|csv] [--server URL] "SQL"
   sluice sql --async "SQL"            (prints the async query's record: its id and state)
   sluice query get ID | cancel ID | list [--limit N]
@@ -29,12 +29,12 @@ Usage:
   sluice table create NAME --schema FILE [--file-age DUR]
   sluice pipeline create NAME --stream S [--function F[:QUALIFIER]] --table T
                   [--batch-size N] [--batch-window DUR]
-  sluice pipeline status|pause|resume NAME
+  sluice pipeline status|pause|resume NAME   (status: -o table|wide|json|yaml)
   sluice fn deploy NAME --runtime wasm|exec --code PATH [--memory SIZE] [--timeout DUR] [--env K=V ...]
   sluice fn publish NAME
   sluice fn alias NAME ALIAS --version N
-  sluice fn logs NAME [--limit N] [--follow]
-  sluice stream|table|pipeline|fn list | show NAME
+  sluice fn logs NAME [--limit N] [--follow]   (one JSON object per line)
+  sluice stream|table|pipeline|fn list [-o table|wide|json|yaml] | show NAME [-o json|yaml]
   sluice key create --scope admin|ingest:STREAM|query:TABLE [--scope ...] [--name N] [--expires DUR|TIME]
   sluice key limits ID [--ingest-rps N] [--ingest-bytes-per-sec SIZE] [--queries-per-minute N]
   sluice version
