@@ -131,19 +131,9 @@ func TestCLIFnLogsNDJSON(t *testing.T) {
 			t.Fatalf("fn logs: line %q is not a JSON object: %v", l, err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second) // then --follow is killed and the scan ends
 	defer cancel()
-	follow := exec.CommandContext(ctx, e2e.Binary(t), "fn", "logs", "chatty", "--follow", "--server", s.URL(), "--key", e2e.AdminKey)
-	out, err := follow.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := follow.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer follow.Wait()
-	defer cancel()
-	sc := bufio.NewScanner(out)
+	sc := bufio.NewScanner(startFollow(ctx, t, s, "chatty"))
 	for i, want := range plain {
 		if !sc.Scan() {
 			t.Fatalf("fn logs --follow ended after %d lines", i)
