@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -91,26 +92,40 @@ func (a admin) followLogs(path string, out io.Writer, interval time.Duration) er
 		if since != "" {
 			p += "&since=" + url.QueryEscape(since)
 		}
-		var lines []json.RawMessage
-		if err := a.get(p, &lines); err != nil {
+		last, err := a.printLogs(p, out)
+		if err != nil {
 			return err
 		}
-		for _, l := range lines {
-			var t struct{ Time string }
-			if json.Unmarshal(l, &t) == nil && t.Time != "" {
-				since = t.Time
-			}
-			var compact bytes.Buffer
-			if err := json.Compact(&compact, l); err != nil {
-				return err
-			}
-			compact.WriteByte('\n')
-			if _, err := out.Write(compact.Bytes()); err != nil {
-				return err
-			}
+		if last != "" {
+			since = last
 		}
 		time.Sleep(interval)
 	}
+}
+
+// printLogs prints the log lines GET path answers (a JSON list) as NDJSON,
+// one object per line, the format of both `fn logs` and `fn logs --follow`,
+// and returns the time of the last one.
+func (a admin) printLogs(path string, out io.Writer) (last string, err error) {
+	var lines []json.RawMessage
+	if err := a.get(path, &lines); err != nil {
+		return "", err
+	}
+	for _, l := range lines {
+		var t struct{ Time string }
+		if json.Unmarshal(l, &t) == nil && t.Time != "" {
+			last = t.Time
+		}
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, l); err != nil {
+			return "", fmt.Errorf("cannot read a log line of %s: %w", path, err)
+		}
+		compact.WriteByte('\n')
+		if _, err := out.Write(compact.Bytes()); err != nil {
+			return "", err
+		}
+	}
+	return last, nil
 }
 
 // get decodes the JSON answer of GET path into v.
@@ -195,6 +210,7 @@ func (c command) parse(args []string, want int, usage string) ([]string, error) 
 
 // subcommands dispatches "sluice GROUP VERB ...".
 func subcommands(group string, verbs map[string]func([]string) error) func([]string) error {
+	groupVerbs[group] = slices.Sorted(maps.Keys(verbs))
 	return func(args []string) error {
 		if len(args) == 0 || verbs[args[0]] == nil {
 			names := make([]string, 0, len(verbs))
@@ -213,18 +229,26 @@ func listAndShow(kind string) map[string]func([]string) error {
 		"list": func(args []string) error {
 			c := newCommand(kind + " list")
 			output := outputFlag(c)
-			if _, err := c.parse(args, 0, kind+" list [-o table|json]"); err != nil {
+			if _, err := c.parse(args, 0, kind+" list [-o table|wide|json|yaml]"); err != nil {
 				return err
 			}
 			return c.admin().show("/v1/"+kind+"s", *output, kind, "")
 		},
 		"show": func(args []string) error {
 			c := newCommand(kind + " show")
-			pos, err := c.parse(args, 1, kind+" show NAME")
+			output := c.fs.String("o", "json", "output: json (the API's answer as it is) or yaml (the same as YAML)")
+			pos, err := c.parse(args, 1, kind+" show NAME [-o json|yaml]")
 			if err != nil {
 				return err
 			}
-			return c.admin().call("GET", "/v1/"+kind+"s/"+url.PathEscape(pos[0]), nil)
+			if *output != "json" && *output != "yaml" {
+				return fmt.Errorf("-o %q: want json or yaml", *output)
+			}
+			data, err := c.admin().do("GET", "/v1/"+kind+"s/"+url.PathEscape(pos[0]), nil)
+			if err != nil {
+				return err
+			}
+			return printAnswer(stdout, data, *output)
 		},
 	}
 }
@@ -341,7 +365,11 @@ func pipelineCommands() func([]string) error {
 			if verb == "status" {
 				output = outputFlag(c)
 			}
-			pos, err := c.parse(args, 1, "pipeline "+verb+" NAME")
+			usage := "pipeline " + verb + " NAME"
+			if verb == "status" {
+				usage += " [-o table|wide|json|yaml]"
+			}
+			pos, err := c.parse(args, 1, usage)
 			if err != nil {
 				return err
 			}
@@ -443,16 +471,17 @@ func fnCommands() func([]string) error {
 	verbs["logs"] = func(args []string) error {
 		c := newCommand("fn logs")
 		limit := c.fs.Int("limit", 100, "most recent lines to show")
-		follow := c.fs.Bool("follow", false, "then keep printing new lines, one JSON object per line, until interrupted")
+		follow := c.fs.Bool("follow", false, "then keep printing new lines until interrupted (both print one JSON object per line)")
 		pos, err := c.parse(args, 1, "fn logs NAME [--limit N] [--follow]")
 		if err != nil {
 			return err
 		}
 		path := fmt.Sprintf("/v1/functions/%s/logs?limit=%d", url.PathEscape(pos[0]), *limit)
 		if *follow {
-			return c.admin().followLogs(path, os.Stdout, time.Second)
+			return c.admin().followLogs(path, stdout, time.Second)
 		}
-		return c.admin().call("GET", path, nil)
+		_, err = c.admin().printLogs(path, stdout)
+		return err
 	}
 	return subcommands("fn", verbs)
 }
@@ -490,7 +519,7 @@ func keyCommands() func([]string) error {
 		"list": func(args []string) error {
 			c := newCommand("key list")
 			output := outputFlag(c)
-			if _, err := c.parse(args, 0, "key list [-o table|json]"); err != nil {
+			if _, err := c.parse(args, 0, "key list [-o table|wide|json|yaml]"); err != nil {
 				return err
 			}
 			return c.admin().show("/v1/keys", *output, "key", "")

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -40,7 +42,7 @@ func defaultServer() string {
 func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := parseFlags(fs, args); err != nil {
 			return nil, err
 		}
 		args = fs.Args()
@@ -94,6 +96,7 @@ func runPut(args []string) error {
 	c := newCommand("put")
 	batch := c.fs.Int("batch", 1000, "records per request")
 	raw := c.fs.Bool("raw", false, "send each line as it is (text/plain): it becomes a record {\"message\": line}")
+	progress := c.fs.Bool("progress", false, "print records sent and the rate on stderr as it goes (the default when stderr is a terminal)")
 	pos, err := parseInterleaved(c.fs, args)
 	if err != nil {
 		return err
@@ -116,12 +119,15 @@ func runPut(args []string) error {
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
-	ic := &ingest.Client{BaseURL: c.serverURL(), BatchRecords: *batch, Key: key, Raw: *raw}
+	meter := newPutMeter(os.Stderr, *progress)
+	ic := &ingest.Client{BaseURL: c.serverURL(), BatchRecords: *batch, Key: key, Raw: *raw, HTTP: meter.client()}
 	sum, err := ic.Put(ctx, pos[0], in)
+	meter.done()
 	for _, f := range sum.Failures {
 		fmt.Fprintln(os.Stderr, f)
 	}
-	fmt.Fprintf(os.Stderr, "sent %d records, %d failed\n", sum.Sent, sum.Failed)
+	elapsed := time.Since(meter.start)
+	fmt.Fprintf(os.Stderr, "sent %d records, %d failed in %s (%.0f records/s)\n", sum.Sent, sum.Failed, elapsed.Round(time.Millisecond), rate(sum.Sent+sum.Failed, elapsed))
 	if err != nil {
 		return err
 	}
@@ -129,4 +135,95 @@ func runPut(args []string) error {
 		return fmt.Errorf("%d records were rejected", sum.Failed)
 	}
 	return nil
+}
+
+// putMeter counts the records of every request `sluice put` got an answer
+// to and, when on, prints how many and how fast on stderr: at the first
+// answer, then at most every progressEvery. On a terminal the line is
+// rewritten in place; elsewhere (--progress into a file) each is a line.
+type putMeter struct {
+	out     io.Writer
+	on, tty bool
+	start   time.Time
+	last    time.Time // of the last progress line
+	records int
+	printed bool
+}
+
+// progressEvery is how often `sluice put` prints progress at most.
+const progressEvery = 500 * time.Millisecond
+
+func newPutMeter(out *os.File, progress bool) *putMeter {
+	tty := isTerminal(out)
+	return &putMeter{out: out, on: progress || tty, tty: tty, start: time.Now()}
+}
+
+// isTerminal reports whether f is a character device (a terminal).
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// client is the HTTP client the ingest client sends with, counting each
+// answered request's records (its body's lines).
+func (m *putMeter) client() *http.Client {
+	return &http.Client{Transport: countingTransport{http.DefaultTransport, m.answered}}
+}
+
+func (m *putMeter) answered(records int) {
+	m.records += records
+	if !m.on || (m.printed && time.Since(m.last) < progressEvery) {
+		return
+	}
+	m.last, m.printed = time.Now(), true
+	line := fmt.Sprintf("sent %d records (%.0f records/s)", m.records, rate(m.records, time.Since(m.start)))
+	if m.tty {
+		fmt.Fprintf(m.out, "\r\033[K%s", line)
+		return
+	}
+	fmt.Fprintln(m.out, "progress: "+line)
+}
+
+// done ends the progress line on a terminal, before the summary.
+func (m *putMeter) done() {
+	if m.tty && m.printed {
+		fmt.Fprint(m.out, "\r\033[K")
+	}
+}
+
+func rate(n int, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+// countingTransport calls answered with the number of lines of each request
+// body that got a 2xx answer. ingest.Client sends one request at a time, so
+// answered runs on one goroutine.
+type countingTransport struct {
+	next     http.RoundTripper
+	answered func(records int)
+}
+
+func (t countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	var n lineCounter
+	if req.GetBody != nil {
+		if body, err := req.GetBody(); err == nil {
+			io.Copy(&n, body) // a bytes.Reader: no copy of the body is kept
+		}
+	}
+	resp, err := t.next.RoundTrip(req)
+	if err == nil && resp.StatusCode < 300 {
+		t.answered(int(n))
+	}
+	return resp, err
+}
+
+// lineCounter counts the newlines written to it.
+type lineCounter int
+
+func (c *lineCounter) Write(p []byte) (int, error) {
+	*c += lineCounter(bytes.Count(p, []byte{'\n'}))
+	return len(p), nil
 }

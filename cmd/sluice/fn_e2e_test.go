@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -161,6 +162,23 @@ func killLoop(ctx context.Context, _ string, s *e2e.Server) int {
 	return kills
 }
 
+// startFollow starts `sluice fn logs NAME --follow` (with the flags extra)
+// against s and returns its stdout; the process ends with ctx or the test.
+func startFollow(ctx context.Context, t *testing.T, s *e2e.Server, name string, extra ...string) io.Reader {
+	ctx, cancel := context.WithCancel(ctx)
+	args := append([]string{"fn", "logs", name, "--follow", "--server", s.URL(), "--key", e2e.AdminKey}, extra...)
+	follow := exec.CommandContext(ctx, e2e.Binary(t), args...)
+	stdout, err := follow.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); follow.Wait() })
+	return stdout
+}
+
 // TestFunctionLogsAcrossWorkersAndRestarts: what a function writes to stderr
 // on either of two workers (`sluice up` and a `sluice serve --roles worker`)
 // is read back with `sluice fn logs` from the first, with the partition and
@@ -193,8 +211,12 @@ func TestFunctionLogsAcrossWorkersAndRestarts(t *testing.T) {
 	check := func(s *e2e.Server) {
 		e2e.WaitFor(t, 30*time.Second, "both partitions' lines in sluice fn logs", func() error {
 			var lines []line
-			if err := json.Unmarshal([]byte(cli(t, s, "fn", "logs", "chatty", "--limit", "100")), &lines); err != nil {
-				return err
+			for _, l := range strings.Split(strings.TrimSpace(cli(t, s, "fn", "logs", "chatty", "--limit", "100")), "\n") {
+				var one line
+				if err := json.Unmarshal([]byte(l), &one); err != nil {
+					return fmt.Errorf("fn logs line %q: %w", l, err)
+				}
+				lines = append(lines, one)
 			}
 			got := map[int32]int{}
 			for _, l := range lines {
@@ -218,16 +240,7 @@ func TestFunctionLogsAcrossWorkersAndRestarts(t *testing.T) {
 	// each once.
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	follow := exec.CommandContext(ctx, e2e.Binary(t), "fn", "logs", "chatty", "--follow", "--limit", "5", "--server", s.URL(), "--key", e2e.AdminKey)
-	stdout, err := follow.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := follow.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer follow.Wait()
-	defer cancel()
+	stdout := startFollow(ctx, t, s, "chatty", "--limit", "5")
 	printed := make(chan string)
 	go func() {
 		sc := bufio.NewScanner(stdout)

@@ -18,8 +18,8 @@ Usage:
   sluice serve --brokers HOST:PORT[,...] [--roles ingest,worker,query] [--storage DIR|s3://...]
              [--worker-id ID] [--listen ADDR] [--data DIR]
       run chosen roles against an external Kafka cluster; start as many workers as needed
-  sluice put STREAM [FILE|-] [--server URL]
-      send NDJSON records (one JSON value per line) to a stream
+  sluice put STREAM [FILE|-] [--progress] [--server URL]
+      send NDJSON records (one JSON value per line) to a stream; progress on stderr on a terminal
   sluice sql [--format table|json|csv] [--server URL] "SQL"
   sluice sql --async "SQL"            (prints the async query's record: its id and state)
   sluice query get ID | cancel ID | list [--limit N]
@@ -29,15 +29,16 @@ Usage:
   sluice table create NAME --schema FILE [--file-age DUR]
   sluice pipeline create NAME --stream S [--function F[:QUALIFIER]] --table T
                   [--batch-size N] [--batch-window DUR]
-  sluice pipeline status|pause|resume NAME
+  sluice pipeline status|pause|resume NAME   (status: -o table|wide|json|yaml)
   sluice fn deploy NAME --runtime wasm|exec --code PATH [--memory SIZE] [--timeout DUR] [--env K=V ...]
   sluice fn publish NAME
   sluice fn alias NAME ALIAS --version N
-  sluice fn logs NAME [--limit N] [--follow]
-  sluice stream|table|pipeline|fn list | show NAME
+  sluice fn logs NAME [--limit N] [--follow]   (one JSON object per line)
+  sluice stream|table|pipeline|fn list [-o table|wide|json|yaml] | show NAME [-o json|yaml]
   sluice key create --scope admin|ingest:STREAM|query:TABLE [--scope ...] [--name N] [--expires DUR|TIME]
   sluice key limits ID [--ingest-rps N] [--ingest-bytes-per-sec SIZE] [--queries-per-minute N]
   sluice version
+  sluice completion bash|zsh          (source <(sluice completion bash): complete commands and flags)
   sluice key list | revoke ID | id    (id: the ID of the CLI's key, its Postgres/Kafka user name)
 
 Client commands talk to --server (default $SLUICE_SERVER, else http://127.0.0.1:8080)
@@ -51,19 +52,7 @@ func main() {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
-	cmds := map[string]func([]string) error{
-		"up":       runUp,
-		"serve":    runServe,
-		"put":      runPut,
-		"sql":      runSQL,
-		"query":    queryCommands(),
-		"stream":   streamCommands(),
-		"table":    tableCommands(),
-		"pipeline": pipelineCommands(),
-		"fn":       fnCommands(),
-		"key":      keyCommands(),
-		"version":  runVersion,
-	}
+	cmds := commands()
 	name, args := os.Args[1], os.Args[2:]
 	if name == "-h" || name == "--help" || name == "help" {
 		fmt.Print(usage)
@@ -83,11 +72,33 @@ func main() {
 	}
 }
 
+// commands is the table of sluice's commands; `sluice completion` reads
+// their verbs and flags from it.
+func commands() map[string]func([]string) error {
+	return map[string]func([]string) error{
+		"up":         runUp,
+		"serve":      runServe,
+		"put":        runPut,
+		"sql":        runSQL,
+		"query":      queryCommands(),
+		"stream":     streamCommands(),
+		"table":      tableCommands(),
+		"pipeline":   pipelineCommands(),
+		"fn":         fnCommands(),
+		"key":        keyCommands(),
+		"version":    runVersion,
+		"completion": runCompletion,
+	}
+}
+
 // version is set at build time (-ldflags "-X main.version=v1.2.3"); else
 // the module version or VCS revision from the build info is printed.
 var version = ""
 
 func runVersion(args []string) error {
+	if err := parseFlags(flag.NewFlagSet("version", flag.ContinueOnError), args); err != nil {
+		return err
+	}
 	v := version
 	info, ok := debug.ReadBuildInfo()
 	if v == "" && ok {

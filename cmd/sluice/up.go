@@ -227,7 +227,7 @@ func runUp(args []string) error {
 	commonFlags(fs, &c)
 	fs.StringVar(&c.kafkaListen, "kafka-listen", "127.0.0.1:9092", "address of the embedded Kafka broker, for any Kafka client (SASL SCRAM-SHA-256 with API keys: user = key id, password = key)")
 	fs.StringVar(&c.kafkaAdvertise, "kafka-advertise", "", "host:port the embedded broker tells clients to connect to (default: --kafka-listen's); needed when it listens on 0.0.0.0")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	return run(fs, &c)
@@ -249,7 +249,7 @@ func runServe(args []string) error {
 	fs.BoolVar(&c.kafkaTLS, "kafka-tls", false, "connect to --brokers over TLS")
 	fs.StringVar(&c.kafkaCA, "kafka-ca", "", "PEM file of the CAs that sign the brokers' certificates (default: the system's)")
 	fs.BoolVar(&c.provision, "provision-defaults", false, "create the default stream, table and pipeline logs on an empty store")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	c.roles = map[string]bool{}
