@@ -6,6 +6,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
 )
 
 // SkippedFile is a committed file a query left out because it cannot be
@@ -31,6 +33,17 @@ func (e *UnreadableFileError) Error() string {
 		e.File, e.Table, e.Err)
 }
 
+// fileErrorTypes are the DuckDB error types a file that cannot be read
+// raises (a 0-byte file is "too small to be a Parquet file", an Invalid
+// Input; a short read an IO error).
+var fileErrorTypes = map[duckdb.ErrorType]bool{
+	duckdb.ErrorTypeIO:            true,
+	duckdb.ErrorTypeInvalidInput:  true,
+	duckdb.ErrorTypeInternal:      true,
+	duckdb.ErrorTypeSerialization: true,
+	duckdb.ErrorTypeInvalid:       true,
+}
+
 // maxSkips bounds how many unreadable files one query discovers and
 // leaves out (each costs one more run) before it fails with the next one.
 const maxSkips = 16
@@ -45,6 +58,10 @@ func unreadableIn(err error, paths map[string]string) (*UnreadableFileError, boo
 	var ue *userError
 	if errors.As(err, &ue) {
 		return nil, false
+	}
+	var de *duckdb.Error
+	if errors.As(err, &de) && !fileErrorTypes[de.Type] {
+		return nil, false // the statement's own fault (a cast, a bind) even if a file is named
 	}
 	msg := err.Error()
 	// The longest match first: one path may be a prefix of another.

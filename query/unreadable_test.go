@@ -12,17 +12,27 @@ import (
 // TestUnreadableFileStaysLocal: a committed file that cannot be read (0
 // bytes) fails only the queries that read it, with an error naming it and
 // what to do, which is the server's problem (not a 400); a query that
-// prunes it works. With SkipUnreadable the queries leave it out and list
+// prunes it works; so for half a file. With SkipUnreadable the queries leave it out and list
 // it in every answer that would have read it.
 func TestUnreadableFileStaysLocal(t *testing.T) {
-	for _, skip := range []bool{false, true} {
+	for _, c := range []struct {
+		skip      bool
+		truncated bool // half a file, else 0 bytes
+	}{{false, false}, {true, false}, {false, true}, {true, true}} {
+		skip := c.skip
 		e, _, dir := newTestEngine(t, Config{SkipUnreadable: skip})
 		writeParquet(t, filepath.Join(dir, "dt=2026-11-22", "hour=03", "logs-0-0-9.parquet"), logRows(0, 10))
 		bad := filepath.Join(dir, "dt=2026-11-22", "hour=04", "logs-0-10-19.parquet")
-		if err := os.MkdirAll(filepath.Dir(bad), 0o755); err != nil {
+		writeParquet(t, bad, logRows(10, 10))
+		data, err := os.ReadFile(bad)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(bad, nil, 0o644); err != nil {
+		keep := 0
+		if c.truncated {
+			keep = len(data) / 2
+		}
+		if err := os.WriteFile(bad, data[:keep], 0o644); err != nil {
 			t.Fatal(err)
 		}
 		if got := scalar(t, e, "select count(*) from logs where hour = 3"); got != int64(10) {
