@@ -226,10 +226,11 @@ func (h *Handler) produce(ctx context.Context, stream string, items []item) *Res
 			defer wg.Done()
 			if err != nil {
 				msg := fmt.Sprintf("cannot write to stream %q: %v; retry the record", stream, err)
-				if why := h.explain(err); why != "" {
+				why := h.explain(err) // one look at the disk per failure
+				if why != "" {
 					msg = fmt.Sprintf("cannot write to stream %q: %s (%v)", stream, why, err)
 				}
-				h.log().Warn("cannot produce record", "stream", stream, "err", err, "cause", h.explain(err))
+				h.log().Warn("cannot produce record", "stream", stream, "err", err, "cause", why)
 				resp.Records[i] = Result{ErrorCode: CodeProduceFailed, Error: msg, Status: http.StatusServiceUnavailable}
 				return
 			}
