@@ -26,6 +26,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/sluice-dev/sluice/auth"
+	"github.com/sluice-dev/sluice/internal/testproc"
 )
 
 var (
@@ -103,7 +104,7 @@ func UpEnv(t testing.TB, data string, env []string, extra ...string) *Server {
 			return s
 		}
 		if !strings.Contains(s.Log(), "address already in use") || attempt == 3 {
-			t.Fatalf("sluice up exited early: %v\n%s", err, s.Log())
+			t.Fatalf("sluice up exited early: %v (its output follows the failure)", err)
 		}
 	}
 }
@@ -114,7 +115,7 @@ func Serve(t testing.TB, data string, env []string, extra ...string) *Server {
 	t.Helper()
 	s, err := start(t, "serve", data, env, extra)
 	if err != nil {
-		t.Fatalf("sluice serve exited early: %v\n%s", err, s.Log())
+		t.Fatalf("sluice serve exited early: %v (its output follows the failure)", err)
 	}
 	return s
 }
@@ -156,7 +157,7 @@ func start(t testing.TB, cmd, data string, env, extra []string) (*Server, error)
 		s.cmd.Process.Kill()
 		<-s.exited
 		if t.Failed() {
-			t.Logf("sluice up log:\n%s", s.Log())
+			t.Log(testproc.KeepLog(t.Name(), "sluice "+cmd+" "+s.HTTPAddr, []byte(s.Log())))
 		}
 	})
 	deadline := time.Now().Add(30 * time.Second)
@@ -172,7 +173,7 @@ func start(t testing.TB, cmd, data string, env, extra []string) (*Server, error)
 			return s, nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after 30s waiting for sluice up to answer /healthz: %v\n%s", err, s.Log())
+			t.Fatalf("timed out after 30s waiting for sluice %s to answer /healthz: %v (its output follows the failure)", cmd, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -221,10 +222,10 @@ func (s *Server) Stop() {
 	select {
 	case <-s.exited:
 	case <-time.After(60 * time.Second):
-		s.t.Fatalf("sluice up did not exit within 60s of SIGTERM\n%s", s.Log())
+		s.t.Fatalf("sluice on %s did not exit within 60s of SIGTERM (its output follows the failure)", s.HTTPAddr)
 	}
 	if !s.cmd.ProcessState.Success() {
-		s.t.Fatalf("sluice up exited with %v\n%s", s.cmd.ProcessState, s.Log())
+		s.t.Fatalf("sluice on %s exited with %v after SIGTERM (its output follows the failure)", s.HTTPAddr, s.cmd.ProcessState)
 	}
 }
 

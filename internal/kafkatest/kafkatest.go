@@ -150,7 +150,7 @@ func startLocal(t testing.TB, java, libs string) *Broker {
 	t.Cleanup(func() {
 		b.stop()
 		if t.Failed() {
-			t.Logf("Kafka broker output (%s):\n%s", b.logs, testproc.Tail(b.logs, logTail))
+			t.Log(testproc.KeepLogFile(t.Name(), "Kafka broker", b.logs))
 		}
 	})
 	if err := os.WriteFile(filepath.Join(dir, "log4j2.properties"), []byte(log4j2Config), 0o644); err != nil {

@@ -129,7 +129,7 @@ func StartServer(t testing.TB) *Server {
 	t.Cleanup(func() {
 		s.stop()
 		if t.Failed() {
-			t.Logf("versitygw output (%s):\n%s", s.logs, testproc.Tail(s.logs, 4000))
+			t.Log(testproc.KeepLogFile(t.Name(), "versitygw", s.logs))
 		}
 	})
 	// Object metadata (ETag, content type) goes in user xattrs, as versitygw

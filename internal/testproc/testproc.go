@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -129,4 +130,58 @@ func FreePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// KeepLog saves a failed test's server output where it outlives the test's
+// temporary directories ($SLUICE_TEST_LOGS, else sluice-test-logs in the
+// system temporary directory, one directory per test) and returns a short
+// notice: the file and the output's last few lines. Failure dumps stay short
+// so that the failure itself, printed before the cleanups run, is still in
+// sight at the end of a long CI log.
+func KeepLog(test, what string, data []byte) string {
+	dir := os.Getenv("SLUICE_TEST_LOGS")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "sluice-test-logs")
+	}
+	clean := func(s string) string {
+		return strings.Map(func(r rune) rune {
+			if r == '/' || r == ' ' || r == ':' || r == '\\' {
+				return '_'
+			}
+			return r
+		}, s)
+	}
+	dir = filepath.Join(dir, clean(test))
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	tail := lines[max(0, len(lines)-3):]
+	for i := len(lines) - len(tail) - 1; i >= 0; i-- { // and the last error before them
+		if strings.Contains(lines[i], "level=ERROR") || strings.Contains(lines[i], `"level":"ERROR"`) {
+			tail = append([]string{lines[i], "..."}, tail...)
+			break
+		}
+	}
+	last := strings.Join(tail, "\n")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Sprintf("%s output (not kept: %v), last lines:\n%s", what, err, last)
+	}
+	f, err := os.CreateTemp(dir, clean(what)+"-*.log")
+	if err == nil {
+		_, err = f.Write(data)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return fmt.Sprintf("%s output (not kept: %v), last lines:\n%s", what, err, last)
+	}
+	return fmt.Sprintf("%s output kept in %s, last lines:\n%s", what, f.Name(), last)
+}
+
+// KeepLogFile is KeepLog for output that is in a file.
+func KeepLogFile(test, what, path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("%s output: cannot read %s: %v", what, path, err)
+	}
+	return KeepLog(test, what, data)
 }
