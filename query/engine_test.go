@@ -174,7 +174,7 @@ func TestTimeout(t *testing.T) {
 		t.Fatal("long query did not fail")
 	}
 	t.Logf("timed out after %v", elapsed)
-	if elapsed > 3*time.Second {
+	if elapsed > 30*time.Second { // the query runs for hours if not interrupted
 		t.Fatalf("timeout took %v", elapsed)
 	}
 	if !IsUserError(err) || !isTimeout(err) || statusFor(err) != 408 {

@@ -206,8 +206,8 @@ func caseTimeout(t *testing.T, v variant, h *Host, cfg Config) {
 	inst := newInstance(t, load(t, h, cfg))
 	start := time.Now()
 	ierr := invokeErr(t, inst, batch(0, `{}`, `{"op":"loop"}`))
-	if elapsed := time.Since(start); ierr.Kind != KindTimeout || elapsed > cfg.Timeout+time.Second {
-		t.Fatalf("got %s (%v) after %v, want a timeout within 2s", ierr.Kind, ierr.Err, elapsed)
+	if elapsed := time.Since(start); ierr.Kind != KindTimeout || elapsed > cfg.Timeout+30*time.Second {
+		t.Fatalf("got %s (%v) after %v, want a timeout (1s), not the loop running on", ierr.Kind, ierr.Err, elapsed)
 	}
 	b := batch(0, rowsData(0, 3)...)
 	checkRows(t, b, invokeOK(t, inst, b))
